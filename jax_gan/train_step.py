@@ -1,0 +1,197 @@
+"""The pure training step and the compiled epoch.
+
+Everything here is a function of pytrees: no hidden state, explicit keys.
+One epoch is one XLA program (a `lax.scan` over the batches), so the host only
+touches the device to log and to save.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import flax
+import jax
+import jax.numpy as jnp
+import optax
+
+from jax_gan.config import Config
+from jax_gan.models import init_params, make_models
+
+
+@flax.struct.dataclass
+class TrainState:
+    step: jax.Array  # int32 scalar: train steps done.
+    params_g: Any
+    params_d: Any
+    opt_state_g: Any
+    opt_state_d: Any
+    key: jax.Array  # Raw uint32 key. Step k draws from fold_in(key, k): resumable anywhere.
+
+
+def make_optimizer(config: Config) -> optax.GradientTransformation:
+    """torch.optim.Adam's defaults; optax uses the same update and bias correction."""
+    return optax.adam(config.lr, b1=config.b1, b2=config.b2, eps=config.eps)
+
+
+def create_train_state(config: Config, seed: int | None = None) -> TrainState:
+    key = jax.random.PRNGKey(config.seed if seed is None else seed)
+    init_key, train_key = jax.random.split(key)
+    params_g, params_d = init_params(config, init_key)
+    tx = make_optimizer(config)
+    return TrainState(
+        step=jnp.zeros((), jnp.int32),
+        params_g=params_g,
+        params_d=params_d,
+        opt_state_g=tx.init(params_g),
+        opt_state_d=tx.init(params_d),
+        key=train_key,
+    )
+
+
+def bce_with_logits(logits: jax.Array, target: float) -> jax.Array:
+    """Mean BCE of sigmoid(logits) against a constant label: the tutorial's BCELoss."""
+    return optax.sigmoid_binary_cross_entropy(logits, jnp.full_like(logits, target)).mean()
+
+
+def step_keys(state: TrainState) -> tuple[jax.Array, ...]:
+    """z, G dropout, D dropout in G's step, D dropout in D's step."""
+    return tuple(jax.random.split(jax.random.fold_in(state.key, state.step), 4))
+
+
+def _train_step(state: TrainState, real: jax.Array, config: Config,
+                z: jax.Array | None = None, dropout: bool = True) -> tuple[TrainState, dict]:
+    g, d = make_models(config)
+    tx = make_optimizer(config)
+    n = real.shape[0]
+    real = real.reshape(n, config.image_size, config.image_size, 1)
+    z_key, g_drop, d_drop_g, d_drop_d = step_keys(state)
+    if z is None:
+        z = jax.random.normal(z_key, (n, config.latent_dim), real.dtype)
+
+    # G step: fool D (labels 1) with D's parameters held fixed.
+    def loss_g_fn(params_g):
+        fake = g.apply({"params": params_g}, z, train=dropout, rngs={"dropout": g_drop})
+        logits = d.apply({"params": state.params_d}, fake, train=dropout,
+                         rngs={"dropout": d_drop_g})
+        return bce_with_logits(logits, 1.0), fake
+
+    (loss_g, fake), grads_g = jax.value_and_grad(loss_g_fn, has_aux=True)(state.params_g)
+
+    # D step: real vs the same fake batch, which carries no gradient to G. In the
+    # tutorial, D's step uses the fakes G made before its update, and G's step
+    # does not touch D, so both gradients come from the pre-step parameters and
+    # XLA is free to compute them side by side. One D pass over [real; fake].
+    def loss_d_fn(params_d):
+        both = jnp.concatenate([real, jax.lax.stop_gradient(fake)])
+        logits = d.apply({"params": params_d}, both, train=dropout, rngs={"dropout": d_drop_d})
+        real_logits, fake_logits = logits[:n], logits[n:]
+        loss = (bce_with_logits(real_logits, 1.0) + bce_with_logits(fake_logits, 0.0)) / 2
+        return loss, (real_logits, fake_logits)
+
+    (loss_d, (real_logits, fake_logits)), grads_d = jax.value_and_grad(
+        loss_d_fn, has_aux=True)(state.params_d)
+
+    updates_g, opt_state_g = tx.update(grads_g, state.opt_state_g, state.params_g)
+    updates_d, opt_state_d = tx.update(grads_d, state.opt_state_d, state.params_d)
+    new_state = state.replace(
+        step=state.step + 1,
+        params_g=optax.apply_updates(state.params_g, updates_g),
+        params_d=optax.apply_updates(state.params_d, updates_d),
+        opt_state_g=opt_state_g,
+        opt_state_d=opt_state_d,
+    )
+    metrics = {
+        "loss_g": loss_g,
+        "loss_d": loss_d,
+        "d_real": jax.nn.sigmoid(real_logits).mean(),
+        "d_fake": jax.nn.sigmoid(fake_logits).mean(),
+        # D's accuracy: real called real and fake called fake, at threshold 0.5.
+        "d_acc": ((real_logits > 0).mean() + (fake_logits < 0).mean()) / 2,
+    }
+    return new_state, metrics
+
+
+train_step = jax.jit(_train_step, static_argnames=("config", "dropout"))
+train_step.__doc__ = """One G update then one D update on `real` (N, H, W[, 1]); returns (state, metrics).
+
+`z` overrides the latent batch and `dropout=False` turns dropout off; parity
+tests use both to compare with the reference step by step."""
+
+
+def _generate(params_g: Any, z: jax.Array, config: Config) -> jax.Array:
+    g, _ = make_models(config)
+    return g.apply({"params": params_g}, z, train=False)
+
+
+generate = jax.jit(_generate, static_argnames=("config",))
+generate.__doc__ = "G(z) with dropout off: (N, H, W, 1) in [-1, 1]."
+
+
+def epoch_permutation(state: TrainState, epoch: jax.Array, num_examples: int) -> jax.Array:
+    """The shuffled example order of an epoch: a pure function of the key and epoch."""
+    perm_key = jax.random.fold_in(jax.random.fold_in(state.key, 0x7FFFFFFF), epoch)
+    return jax.random.permutation(perm_key, num_examples)
+
+
+def _train_epoch(state: TrainState, images: jax.Array, fixed_z: jax.Array | None,
+                 config: Config, start: int = 0, stop: int | None = None):
+    """Steps `start..stop` of the epoch that `state.step` is in, as one program.
+
+    The full batches run under `lax.scan`; the last, partial batch (kept, as the
+    tutorial's DataLoader kept it: 938 steps per MNIST epoch) is one more step
+    of its own static shape. When `fixed_z` is given, G(fixed_z) is recorded at
+    every step divisible by `config.sample_every`, before that step's update.
+    Returns (state, per-step metrics, sample grids, number of grids).
+    """
+    n, batch = images.shape[0], config.batch_size
+    full, remainder = divmod(n, batch)
+    per_epoch = full + (remainder > 0)
+    stop = per_epoch if stop is None else stop
+    epoch = state.step // per_epoch
+    order = epoch_permutation(state, epoch, n)
+
+    slots = (stop - start) // config.sample_every + 1
+    grids = None
+    if fixed_z is not None:
+        shape = (slots, fixed_z.shape[0], config.image_size, config.image_size, 1)
+        grids = (jnp.zeros(shape, images.dtype), jnp.zeros((), jnp.int32))
+
+    def record(state, grids):
+        if grids is None:
+            return grids
+
+        def take(grids):
+            buffer, count = grids
+            image = _generate(state.params_g, fixed_z, config)
+            return buffer.at[count].set(image), count + 1
+
+        return jax.lax.cond(state.step % config.sample_every == 0, take, lambda g: g, grids)
+
+    def body(carry, index):
+        state, grids = carry
+        grids = record(state, grids)
+        batch_idx = jax.lax.dynamic_slice_in_dim(order, index * batch, batch)
+        state, metrics = _train_step(state, images[batch_idx], config)
+        return (state, grids), metrics
+
+    scan_stop = min(stop, full)
+    (state, grids), metrics = jax.lax.scan(body, (state, grids), jnp.arange(start, scan_stop))
+    if stop > full:  # The partial batch.
+        grids = record(state, grids)
+        state, last = _train_step(state, images[order[full * batch:]], config)
+        metrics = jax.tree.map(lambda a, b: jnp.concatenate([a, b[None]]), metrics, last)
+    if grids is None:
+        return state, metrics, None, 0
+    return state, metrics, grids[0], grids[1]
+
+
+train_epoch = jax.jit(_train_epoch, static_argnames=("config", "start", "stop"),
+                      donate_argnames=("state",))
+train_epoch.__doc__ = _train_epoch.__doc__
+
+
+@functools.partial(jax.jit, static_argnames=("config",))
+def train_steps(state: TrainState, batches: jax.Array, config: Config):
+    """A scan over given batches (S, B, ...): for benchmarks and tests."""
+    return jax.lax.scan(lambda s, b: _train_step(s, b, config), state, batches)
