@@ -40,6 +40,8 @@ def build_parser(prog: str, description: str, default_out_dir: str) -> argparse.
                    help=f"save a 5x5 sample grid every this many batches (default: {d.sample_every})")
     p.add_argument("--log-every", type=int,
                    help=f"write metrics every this many steps (default: {d.log_every})")
+    p.add_argument("--checkpoint-every", type=int,
+                   help=f"save a checkpoint every this many epochs (default: {d.checkpoint_every})")
     p.add_argument("--seed-normalization", action="store_const", const=True,
                    help="keep the tutorial's no-op Normalize: real images in [0, 1], not [-1, 1]")
     p.add_argument("--no-download", dest="download", action="store_const", const=False,

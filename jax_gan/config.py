@@ -54,6 +54,7 @@ class Config:
     # Outputs.
     sample_every: int = 400
     log_every: int = 10
+    checkpoint_every: int = 5  # Epochs; a run also saves at its end and on Ctrl-C.
     keep_checkpoints: int = 3
 
     @property
@@ -89,6 +90,7 @@ class Config:
             "sample_every": self.sample_every,
             "log_every": self.log_every,
             "keep_checkpoints": self.keep_checkpoints,
+            "checkpoint_every": self.checkpoint_every,
             "latent_dim": self.latent_dim,
             "hidden_dim": self.hidden_dim,
         }

@@ -22,8 +22,6 @@ from jax_gan.data import load_dataset
 from jax_gan.errors import CheckpointError, UserError
 from jax_gan.train_step import TrainState, create_train_state, generate, train_epoch
 
-CHECKPOINT_EVERY_EPOCHS = 5
-
 
 def saved_config(out_dir: Path) -> tuple[Checkpointer, TrainState, dict]:
     checkpointer = Checkpointer(out_dir / "checkpoints", create=False)
@@ -74,7 +72,7 @@ def train(config: Config, out_dir: Path, state: TrainState, images: np.ndarray,
                             loss_d=f"{metrics['loss_d'][-1]:.4f}")
             epoch_done = step % per_epoch == 0
             if (stop.requested or step == total
-                    or (epoch_done and (step // per_epoch) % CHECKPOINT_EVERY_EPOCHS == 0)):
+                    or (epoch_done and (step // per_epoch) % config.checkpoint_every == 0)):
                 checkpointer.save(state, {**meta, "epoch": step // per_epoch})
                 last_saved = step
     bar.close()

@@ -1,0 +1,200 @@
+"""Move weights between the PyTorch reference and jax_gan, both ways.
+
+A torch Linear stores `weight` as (out, in) and computes x @ W.T; a Flax Dense
+stores `kernel` as (in, out) and computes x @ K. So K = W.T, and the layer
+names follow the torch Sequential indices: `model.3.weight` is
+`params["model"]["Dense_3"]["kernel"]`. Adam's moments move the same way, so
+a run can be continued in the other framework.
+
+`python -m jax_gan.convert IN.pth OUT_DIR` imports a reference checkpoint as a
+jax_gan run; `python -m jax_gan.convert RUN_DIR OUT.pth` exports one the
+tutorial's notebook can load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from jax_gan.cli import main_guard
+from jax_gan.config import Config
+from jax_gan.errors import CheckpointError, UserError
+
+LAYERS = (0, 3, 6)  # Linear layers in the tutorial's nn.Sequential.
+
+
+def torch_to_params(state_dict: Mapping[str, Any]) -> dict:
+    """A G or D torch state_dict to Flax params (NumPy arrays)."""
+    layers = {}
+    for i in LAYERS:
+        try:
+            w = np.asarray(_numpy(state_dict[f"model.{i}.weight"]), np.float32)
+            b = np.asarray(_numpy(state_dict[f"model.{i}.bias"]), np.float32)
+        except KeyError as e:
+            raise CheckpointError(f"state_dict lacks {e.args[0]}; not the tutorial's model") from None
+        layers[f"Dense_{i}"] = {"kernel": w.T.copy(), "bias": b.copy()}
+    return {"model": layers}
+
+
+def params_to_torch(params: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """Flax params to a torch state_dict layout (NumPy arrays; wrap with torch.from_numpy)."""
+    out = {}
+    for i in LAYERS:
+        layer = params["model"][f"Dense_{i}"]
+        out[f"model.{i}.weight"] = np.asarray(layer["kernel"], np.float32).T.copy()
+        out[f"model.{i}.bias"] = np.asarray(layer["bias"], np.float32).copy()
+    return out
+
+
+def _numpy(x: Any) -> np.ndarray:
+    return x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
+
+
+def _param_names() -> list[str]:
+    """torch's parameter order, which indexes an optimizer's state_dict."""
+    return [f"model.{i}.{kind}" for i in LAYERS for kind in ("weight", "bias")]
+
+
+def torch_adam_to_optax(opt_state_dict: Mapping[str, Any], params: Any) -> tuple:
+    """A torch Adam state_dict to optax.adam's state for `params`."""
+    import jax.numpy as jnp
+    import optax
+
+    state = opt_state_dict.get("state", {})
+    names = _param_names()
+    if not state:  # Adam before its first step.
+        zeros = {n: np.zeros_like(v) for n, v in params_to_torch(params).items()}
+        mu = nu = zeros
+        count = 0
+    else:
+        mu = {n: _numpy(state[i]["exp_avg"]) for i, n in enumerate(names)}
+        nu = {n: _numpy(state[i]["exp_avg_sq"]) for i, n in enumerate(names)}
+        count = int(_numpy(state[0]["step"]))
+    to_tree = lambda d: _as_jnp(torch_to_params(d))  # noqa: E731
+    adam = optax.ScaleByAdamState(count=jnp.asarray(count, jnp.int32), mu=to_tree(mu), nu=to_tree(nu))
+    return (adam, optax.EmptyState())
+
+
+def optax_to_torch_adam(opt_state: tuple, config: Config) -> dict[str, Any]:
+    """optax.adam's state to a torch Adam state_dict (tensors)."""
+    import torch
+
+    adam = opt_state[0]
+    count = int(adam.count)
+    mu, nu = params_to_torch(adam.mu), params_to_torch(adam.nu)
+    names = _param_names()
+    state = {}
+    if count > 0:
+        state = {i: {"step": torch.tensor(float(count)),
+                     "exp_avg": torch.from_numpy(mu[n]),
+                     "exp_avg_sq": torch.from_numpy(nu[n])} for i, n in enumerate(names)}
+    group = {"lr": config.lr, "betas": (config.b1, config.b2), "eps": config.eps,
+             "weight_decay": 0, "amsgrad": False, "maximize": False, "foreach": None,
+             "capturable": False, "differentiable": False, "fused": None,
+             "decoupled_weight_decay": False, "params": list(range(len(names)))}
+    return {"state": state, "param_groups": [group]}
+
+
+def _as_jnp(tree: Any) -> Any:
+    import jax
+    import jax.numpy as jnp
+
+    return jax.tree.map(jnp.asarray, tree)
+
+
+def checkpoint_to_state(payload: Mapping[str, Any], config: Config):
+    """A torch_reference checkpoint (the tutorial's keys) to a jax_gan TrainState."""
+    import jax
+    import jax.numpy as jnp
+
+    from jax_gan.train_step import TrainState
+
+    params_g = _as_jnp(torch_to_params(payload["model_G_state_dict"]))
+    params_d = _as_jnp(torch_to_params(payload["model_D_state_dict"]))
+    opt_g = torch_adam_to_optax(payload.get("optimizer_G_state_dict", {}), params_g)
+    opt_d = torch_adam_to_optax(payload.get("optimizer_D_state_dict", {}), params_d)
+    step = int(payload.get("step", opt_g[0].count))
+    key = jax.random.split(jax.random.PRNGKey(config.seed))[1]
+    return TrainState(step=jnp.asarray(step, jnp.int32), params_g=params_g, params_d=params_d,
+                      opt_state_g=opt_g, opt_state_d=opt_d, key=key)
+
+
+def state_to_checkpoint(state: Any, config: Config, epoch: int) -> dict[str, Any]:
+    """A jax_gan TrainState to the tutorial's checkpoint dict (torch tensors)."""
+    import torch
+
+    tensors = lambda p: {k: torch.from_numpy(v) for k, v in params_to_torch(p).items()}  # noqa: E731
+    return {
+        "epoch": epoch,
+        "model_G_state_dict": tensors(state.params_g),
+        "model_D_state_dict": tensors(state.params_d),
+        "optimizer_G_state_dict": optax_to_torch_adam(state.opt_state_g, config),
+        "optimizer_D_state_dict": optax_to_torch_adam(state.opt_state_d, config),
+        "step": int(state.step),
+        "config": config.to_dict(),
+    }
+
+
+def import_torch_checkpoint(src: Path, out_dir: Path) -> int:
+    from jax_gan import cli
+    from jax_gan.checkpoint import Checkpointer
+    from torch_reference import checkpoint as torch_checkpoint
+
+    payload = torch_checkpoint.load(src)
+    config = torch_checkpoint.config_of(payload)
+    state = checkpoint_to_state(payload, config)
+    out_dir = cli.prepare_out_dir(out_dir, resume=False, overwrite=False)
+    cli.save_config(out_dir, config, {"converted_from": str(src)})
+    checkpointer = Checkpointer(out_dir / "checkpoints", keep=config.keep_checkpoints)
+    try:
+        checkpointer.save(state, {"config": config.to_dict(), "epoch": int(payload["epoch"]),
+                                  "dataset_used": payload.get("dataset_used"),
+                                  "framework": "jax", "converted_from": str(src)})
+    finally:
+        checkpointer.close()
+    return int(state.step)
+
+
+def export_torch_checkpoint(src: Path, dest: Path) -> int:
+    import torch
+
+    from jax_gan import checkpoint
+
+    state, config, meta = checkpoint.load(src)
+    payload = state_to_checkpoint(state, config, int(meta.get("epoch", 0)))
+    payload["dataset_used"] = meta.get("dataset_used")
+    try:
+        torch.save(payload, dest)
+    except OSError as e:
+        raise UserError(f"cannot write {dest}: {e.strerror or e}") from None
+    return int(state.step)
+
+
+@main_guard
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m jax_gan.convert", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("src", help="a .pth from torch_reference.train, or a jax_gan run directory")
+    p.add_argument("dest", help="a new jax_gan run directory, or a .pth file")
+    args = p.parse_args(argv)
+    src, dest = Path(args.src), Path(args.dest)
+    if not src.exists():
+        raise UserError(f"{src} does not exist")
+    if src.is_file():
+        step = import_torch_checkpoint(src, dest)
+        print(f"imported {src} (step {step}) as a jax_gan run in {dest}")
+    else:
+        if dest.suffix != ".pth":
+            raise UserError(f"exporting a jax_gan run writes a .pth file; got {dest}")
+        step = export_torch_checkpoint(src, dest)
+        print(f"exported {src} (step {step}) to {dest}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The tutorial's PyTorch GAN, made runnable and importable: the reference jax_gan is checked against."""
