@@ -192,7 +192,7 @@ def load_arrays(
         try:
             if not allow_download:
                 raise DownloadError(f"{name} is not in {folder} and downloading is off")
-            download.download_dataset(name, folder, split, opener=opener)
+            download.download_dataset(name, folder, opener=opener)
         except DownloadError as e:
             if name != "mnist":
                 raise

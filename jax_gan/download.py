@@ -42,7 +42,6 @@ MD5 = {
         "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
     },
 }
-SPLIT_PREFIX = {"train": "train", "test": "t10k"}
 TIMEOUT_S = 20
 CHUNK = 1 << 16
 
@@ -110,19 +109,15 @@ def extract_gzip(src: Path) -> Path:
 def download_dataset(
     name: str,
     folder: Path,
-    split: str = "train",
     *,
     opener: Callable | None = None,
     mirrors: Sequence[str] | None = None,
     md5s: dict[str, str] | None = None,
 ) -> None:
-    """Fetch one split's image and label files into `folder`, as torchvision would."""
+    """Fetch all four IDX files into `folder`, as torchvision would (it wants all four)."""
     mirrors = mirrors or MIRRORS[name]
     md5s = md5s or MD5[name]
-    prefix = SPLIT_PREFIX[split]
     for filename, md5 in md5s.items():
-        if not filename.startswith(prefix):
-            continue
         dest = folder / filename
         if not dest.exists():
             download_file([m + filename for m in mirrors], dest, md5, opener=opener)

@@ -1,0 +1,82 @@
+"""Small IDX files and a local HTTP server for offline tests."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import http.server
+import threading
+from pathlib import Path
+
+import numpy as np
+
+
+def idx_bytes(array: np.ndarray, magic: int | None = None, count: int | None = None) -> bytes:
+    """An IDX file of uint8 `array`; `magic`/`count` override the header to make bad files."""
+    array = np.asarray(array, np.uint8)
+    magic = magic if magic is not None else (2051 if array.ndim == 3 else 2049)
+    dims = list(array.shape)
+    if count is not None:
+        dims[0] = count
+    header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in dims)
+    header = header[:3] + bytes([array.ndim]) + header[4:]
+    return header + array.tobytes()
+
+
+def fake_digits(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (n, 28, 28), dtype=np.uint8), rng.integers(0, 10, n, dtype=np.uint8)
+
+
+def write_idx_split(folder: Path, images: np.ndarray, labels: np.ndarray, split: str = "train",
+                    gz: bool = True) -> tuple[Path, Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    prefix = "train" if split == "train" else "t10k"
+    paths = []
+    for stem, array in ((f"{prefix}-images-idx3-ubyte", images), (f"{prefix}-labels-idx1-ubyte", labels)):
+        data = idx_bytes(array)
+        path = folder / (stem + (".gz" if gz else ""))
+        path.write_bytes(gzip.compress(data) if gz else data)
+        paths.append(path)
+    return paths[0], paths[1]
+
+
+def md5(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()
+
+
+class FileServer:
+    """Serves {path: bytes} on 127.0.0.1; `drop` paths announce more bytes than they send."""
+
+    def __init__(self, files: dict[str, bytes], drop: frozenset[str] = frozenset()):
+        files_, drop_ = files, drop
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                name = self.path.lstrip("/")
+                if name not in files_:
+                    self.send_error(404)
+                    return
+                body = files_[name]
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body) * (2 if name in drop_ else 1)))
+                self.end_headers()
+                self.wfile.write(body)
+                if name in drop_:
+                    self.wfile.flush()
+                    self.connection.close()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> FileServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
