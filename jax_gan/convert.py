@@ -28,13 +28,13 @@ from jax_gan.errors import CheckpointError, UserError
 LAYERS = (0, 3, 6)  # Linear layers in the tutorial's nn.Sequential.
 
 
-def torch_to_params(state_dict: Mapping[str, Any]) -> dict:
+def torch_to_params(state_dict: Mapping[str, Any], dtype: Any = np.float32) -> dict:
     """A G or D torch state_dict to Flax params (NumPy arrays)."""
     layers = {}
     for i in LAYERS:
         try:
-            w = np.asarray(_numpy(state_dict[f"model.{i}.weight"]), np.float32)
-            b = np.asarray(_numpy(state_dict[f"model.{i}.bias"]), np.float32)
+            w = np.asarray(_numpy(state_dict[f"model.{i}.weight"]), dtype)
+            b = np.asarray(_numpy(state_dict[f"model.{i}.bias"]), dtype)
         except KeyError as e:
             raise CheckpointError(f"state_dict lacks {e.args[0]}; not the tutorial's model") from None
         layers[f"Dense_{i}"] = {"kernel": w.T.copy(), "bias": b.copy()}
@@ -46,8 +46,8 @@ def params_to_torch(params: Mapping[str, Any]) -> dict[str, np.ndarray]:
     out = {}
     for i in LAYERS:
         layer = params["model"][f"Dense_{i}"]
-        out[f"model.{i}.weight"] = np.asarray(layer["kernel"], np.float32).T.copy()
-        out[f"model.{i}.bias"] = np.asarray(layer["bias"], np.float32).copy()
+        out[f"model.{i}.weight"] = np.asarray(layer["kernel"]).T.copy()
+        out[f"model.{i}.bias"] = np.asarray(layer["bias"]).copy()
     return out
 
 
@@ -60,7 +60,8 @@ def _param_names() -> list[str]:
     return [f"model.{i}.{kind}" for i in LAYERS for kind in ("weight", "bias")]
 
 
-def torch_adam_to_optax(opt_state_dict: Mapping[str, Any], params: Any) -> tuple:
+def torch_adam_to_optax(opt_state_dict: Mapping[str, Any], params: Any,
+                        dtype: Any = np.float32) -> tuple:
     """A torch Adam state_dict to optax.adam's state for `params`."""
     import jax.numpy as jnp
     import optax
@@ -75,7 +76,7 @@ def torch_adam_to_optax(opt_state_dict: Mapping[str, Any], params: Any) -> tuple
         mu = {n: _numpy(state[i]["exp_avg"]) for i, n in enumerate(names)}
         nu = {n: _numpy(state[i]["exp_avg_sq"]) for i, n in enumerate(names)}
         count = int(_numpy(state[0]["step"]))
-    to_tree = lambda d: _as_jnp(torch_to_params(d))  # noqa: E731
+    to_tree = lambda d: _as_jnp(torch_to_params(d, dtype))  # noqa: E731
     adam = optax.ScaleByAdamState(count=jnp.asarray(count, jnp.int32), mu=to_tree(mu), nu=to_tree(nu))
     return (adam, optax.EmptyState())
 
@@ -91,8 +92,9 @@ def optax_to_torch_adam(opt_state: tuple, config: Config) -> dict[str, Any]:
     state = {}
     if count > 0:
         state = {i: {"step": torch.tensor(float(count)),
-                     "exp_avg": torch.from_numpy(mu[n]),
-                     "exp_avg_sq": torch.from_numpy(nu[n])} for i, n in enumerate(names)}
+                     "exp_avg": torch.from_numpy(mu[n].astype(np.float32)),
+                     "exp_avg_sq": torch.from_numpy(nu[n].astype(np.float32))}
+                 for i, n in enumerate(names)}
     group = {"lr": config.lr, "betas": (config.b1, config.b2), "eps": config.eps,
              "weight_decay": 0, "amsgrad": False, "maximize": False, "foreach": None,
              "capturable": False, "differentiable": False, "fused": None,
@@ -107,17 +109,20 @@ def _as_jnp(tree: Any) -> Any:
     return jax.tree.map(jnp.asarray, tree)
 
 
-def checkpoint_to_state(payload: Mapping[str, Any], config: Config):
-    """A torch_reference checkpoint (the tutorial's keys) to a jax_gan TrainState."""
+def checkpoint_to_state(payload: Mapping[str, Any], config: Config, dtype: Any = np.float32):
+    """A torch_reference checkpoint (the tutorial's keys) to a jax_gan TrainState.
+
+    `dtype=np.float64` (under `jax.enable_x64`) keeps a double-precision reference exact.
+    """
     import jax
     import jax.numpy as jnp
 
     from jax_gan.train_step import TrainState
 
-    params_g = _as_jnp(torch_to_params(payload["model_G_state_dict"]))
-    params_d = _as_jnp(torch_to_params(payload["model_D_state_dict"]))
-    opt_g = torch_adam_to_optax(payload.get("optimizer_G_state_dict", {}), params_g)
-    opt_d = torch_adam_to_optax(payload.get("optimizer_D_state_dict", {}), params_d)
+    params_g = _as_jnp(torch_to_params(payload["model_G_state_dict"], dtype))
+    params_d = _as_jnp(torch_to_params(payload["model_D_state_dict"], dtype))
+    opt_g = torch_adam_to_optax(payload.get("optimizer_G_state_dict", {}), params_g, dtype)
+    opt_d = torch_adam_to_optax(payload.get("optimizer_D_state_dict", {}), params_d, dtype)
     step = int(payload.get("step", opt_g[0].count))
     key = jax.random.split(jax.random.PRNGKey(config.seed))[1]
     return TrainState(step=jnp.asarray(step, jnp.int32), params_g=params_g, params_d=params_d,
@@ -128,7 +133,8 @@ def state_to_checkpoint(state: Any, config: Config, epoch: int) -> dict[str, Any
     """A jax_gan TrainState to the tutorial's checkpoint dict (torch tensors)."""
     import torch
 
-    tensors = lambda p: {k: torch.from_numpy(v) for k, v in params_to_torch(p).items()}  # noqa: E731
+    tensors = lambda p: {k: torch.from_numpy(v.astype(np.float32))  # noqa: E731
+                         for k, v in params_to_torch(p).items()}
     return {
         "epoch": epoch,
         "model_G_state_dict": tensors(state.params_g),

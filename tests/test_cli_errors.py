@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from jax_gan import train as jax_train
 from jax_gan import sample as jax_sample
+from jax_gan import train as jax_train
 from tests.helpers import fake_digits, write_idx_split
 
 torch_train = pytest.importorskip("torch_reference.train")

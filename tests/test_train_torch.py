@@ -7,10 +7,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from tests.helpers import fake_digits, write_idx_split  # noqa: E402
 from torch_reference import checkpoint  # noqa: E402
 from torch_reference import sample as torch_sample  # noqa: E402
 from torch_reference import train as torch_train  # noqa: E402
-from tests.helpers import fake_digits, write_idx_split  # noqa: E402
 
 
 def _metrics(out):

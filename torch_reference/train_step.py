@@ -33,8 +33,8 @@ def train_step(models: Models, optimizers: Optimizers, real: torch.Tensor, z: to
     g.train(dropout)
     d.train(dropout)
     n = real.size(0)
-    ones = torch.ones(n, 1, device=real.device)
-    zeros = torch.zeros(n, 1, device=real.device)
+    ones = torch.ones(n, 1, device=real.device, dtype=real.dtype)
+    zeros = torch.zeros(n, 1, device=real.device, dtype=real.dtype)
 
     # G step: make D call the fakes real.
     opt_g.zero_grad()

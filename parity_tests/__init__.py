@@ -1,0 +1,1 @@
+"""JAX vs the PyTorch reference, numerically: `pytest parity_tests`, `python -m parity_tests.report`."""

@@ -1,0 +1,438 @@
+"""The parity checks: each measures one difference between jax_gan and torch_reference.
+
+A check returns `Check(name, measured, tolerance)`; the tests assert
+`measured <= tolerance` and `python -m parity_tests.report` prints them all.
+Everything runs in float32 on the CPU with JAX's matmul precision at "highest".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import torch
+
+from jax_gan.config import Config
+from jax_gan.convert import checkpoint_to_state, params_to_torch, state_to_checkpoint, torch_to_params
+from jax_gan.data import load_dataset
+from jax_gan.models import init_params, make_models
+from jax_gan.train_step import bce_with_logits, create_train_state, generate, train_step
+from torch_reference import models as torch_models
+from torch_reference import train_step as torch_step
+
+jax.config.update("jax_default_matmul_precision", "highest")
+
+CONFIG = Config()
+PARAM_COUNTS = {
+    # Linear(100, 256) + Linear(256, 256) + Linear(256, 784), weights and biases.
+    "generator": 100 * 256 + 256 + 256 * 256 + 256 + 256 * 784 + 784,
+    # Linear(784, 256) + Linear(256, 256) + Linear(256, 1).
+    "discriminator": 784 * 256 + 256 + 256 * 256 + 256 + 256 * 1 + 1,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Check:
+    name: str
+    measured: float
+    tolerance: float
+    note: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.measured <= self.tolerance)
+
+
+def torch_pair(config: Config = CONFIG, seed: int = 0):
+    """Reference models and optimizers from a torch seed."""
+    return torch_step.create_train_state(config, "cpu", seed=seed)
+
+
+def jax_state_from_torch(models, optimizers, config: Config = CONFIG, dtype=np.float32):
+    """A jax_gan TrainState holding the reference's exact weights and Adam state."""
+    payload = {"model_G_state_dict": models[0].state_dict(),
+               "model_D_state_dict": models[1].state_dict(),
+               "optimizer_G_state_dict": optimizers[0].state_dict(),
+               "optimizer_D_state_dict": optimizers[1].state_dict(), "epoch": 0}
+    return checkpoint_to_state(payload, config, dtype)
+
+
+def max_param_diff(state, models) -> float:
+    diffs = []
+    for params, model in ((state.params_g, models[0]), (state.params_d, models[1])):
+        theirs = params_to_torch(params)
+        for name, tensor in model.state_dict().items():
+            diffs.append(np.abs(theirs[name] - tensor.numpy()).max())
+    return float(max(diffs))
+
+
+def real_batches(num: int, batch: int, seed: int = 0) -> np.ndarray:
+    """Real MNIST digits (the offline sample), shuffled: (num, batch, 28, 28) in [-1, 1]."""
+    images = load_dataset("mnist-sample").images
+    order = np.random.default_rng(seed).permutation(len(images))
+    reps = -(-num * batch // len(images))
+    order = np.concatenate([order] * reps)[: num * batch]
+    return images[order].reshape(num, batch, 28, 28)
+
+
+def latents(num: int, batch: int, seed: int = 1) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((num, batch, 100)).astype(np.float32)
+
+
+# 1. Shapes and parameter counts.
+def check_shapes() -> Check:
+    mismatches = 0
+    tg, td = torch_models.make_models(CONFIG)
+    state = create_train_state(CONFIG)
+    g, d = make_models(CONFIG)
+    for n in (1, 7, 64):
+        z = np.zeros((n, 100), np.float32)
+        jimg = g.apply({"params": state.params_g}, z, train=False)
+        timg = tg(torch.from_numpy(z))
+        mismatches += jimg.shape != (n, 28, 28, 1)
+        mismatches += tuple(timg.shape) != (n, 1, 28, 28)
+        mismatches += d.apply({"params": state.params_d}, jimg, train=False).shape != (n, 1)
+        mismatches += tuple(td(timg).shape) != (n, 1)
+    counts = {
+        "generator": (sum(p.size for p in jax.tree.leaves(state.params_g)),
+                      sum(p.numel() for p in tg.parameters())),
+        "discriminator": (sum(p.size for p in jax.tree.leaves(state.params_d)),
+                          sum(p.numel() for p in td.parameters())),
+    }
+    for name, (j, t) in counts.items():
+        mismatches += j != t or j != PARAM_COUNTS[name]
+    return Check("shapes and parameter counts (mismatches)", mismatches, 0,
+                 f"G {PARAM_COUNTS['generator']:,} and D {PARAM_COUNTS['discriminator']:,} parameters")
+
+
+# 2. Initialization: same per-layer bounds and moments as torch.nn.Linear.
+def check_init(seeds: int = 4) -> Check:
+    """Largest z-score of a layer's weight std against the uniform's, in either framework.
+
+    Weights of a layer with fan-in f are U(-1/sqrt(f), 1/sqrt(f)): std 1/sqrt(3f).
+    The sample std of n such values has relative standard error sqrt(0.8/n)/2.
+    Also fails if any weight or bias lies outside its bound.
+    """
+    worst = 0.0
+    for seed in range(seeds):
+        params_g, params_d = init_params(CONFIG, jax.random.PRNGKey(seed))
+        tg, td = torch_pair(seed=seed)[0]
+        sets = [params_to_torch(params_g), params_to_torch(params_d),
+                {k: v.numpy() for k, v in tg.state_dict().items()},
+                {k: v.numpy() for k, v in td.state_dict().items()}]
+        for layers in sets:
+            for name, w in layers.items():
+                fan_in = layers[name.replace("bias", "weight")].shape[1]
+                bound = 1 / math.sqrt(fan_in)
+                if np.abs(w).max() > bound:
+                    return Check("initialization (max z-score of layer std)", math.inf, 5.0)
+                if name.endswith("weight"):
+                    se = math.sqrt(0.8 / w.size) / 2
+                    worst = max(worst, abs(w.std() / (bound / math.sqrt(3)) - 1) / se)
+    return Check("initialization (max z-score of layer std)", worst, 5.0,
+                 "torch-style U(+-1/sqrt(fan_in)) in both; 4 seeds x 6 weight matrices x 2 frameworks")
+
+
+# 3. Forward pass, dropout off, same weights.
+def check_forward_generator() -> Check:
+    models, opts = torch_pair()
+    state = jax_state_from_torch(models, opts)
+    z = latents(1, 64)[0]
+    jimg = np.asarray(generate(state.params_g, z, CONFIG))[..., 0]
+    timg = torch_step.generate(models[0], torch.from_numpy(z)).numpy()[:, 0]
+    return Check("forward: G images (max abs diff)", float(np.abs(jimg - timg).max()), 1e-5)
+
+
+def check_forward_discriminator() -> Check:
+    models, opts = torch_pair()
+    state = jax_state_from_torch(models, opts)
+    x = real_batches(1, 64)[0]
+    _, d = make_models(CONFIG)
+    jprob = np.asarray(jax.nn.sigmoid(d.apply({"params": state.params_d}, x[..., None], train=False)))
+    models[1].eval()
+    with torch.no_grad():
+        tprob = models[1](torch.from_numpy(x)[:, None]).numpy()
+    return Check("forward: D probabilities (max abs diff)", float(np.abs(jprob - tprob).max()), 1e-5)
+
+
+# 4. Loss.
+def check_loss() -> Check:
+    logits = np.random.default_rng(0).uniform(-8, 8, (1000, 1)).astype(np.float32)
+    worst = 0.0
+    for target in (0.0, 1.0):
+        jl = float(bce_with_logits(jnp.asarray(logits), target))
+        probs = torch.sigmoid(torch.from_numpy(logits))
+        tl = float(torch.nn.BCELoss()(probs, torch.full_like(probs, target)))
+        worst = max(worst, abs(jl - tl) / abs(tl))
+    return Check("BCE loss, 1,000 logits in [-8, 8] (max rel diff)", worst, 1e-6)
+
+
+def saturated_losses(logit: float = 200.0) -> tuple[float, float]:
+    """(torch, jax) loss of a confident wrong answer: sigmoid(200) = 1 with label 0.
+
+    BCELoss clamps log(1 - 1) = -inf to -100, so torch reports 100; the logit
+    form reports the true value, 200. Neither is used in training (losses stay
+    near 1), but the JAX form keeps gradients alive where torch's vanish.
+    """
+    probs = torch.sigmoid(torch.tensor([[logit]]))
+    torch_loss = float(torch.nn.BCELoss()(probs, torch.zeros_like(probs)))
+    jax_loss = float(bce_with_logits(jnp.array([[logit]]), 0.0))
+    return torch_loss, jax_loss
+
+
+# 5. Gradients of both losses.
+def _jax_grads(state, real, z):
+    g, d = make_models(CONFIG)
+    real = jnp.asarray(real)[..., None]
+
+    def loss_g(params_g):
+        fake = g.apply({"params": params_g}, z, train=False)
+        return bce_with_logits(d.apply({"params": state.params_d}, fake, train=False), 1.0)
+
+    fake = g.apply({"params": state.params_g}, z, train=False)
+
+    def loss_d(params_d):
+        lr = d.apply({"params": params_d}, real, train=False)
+        lf = d.apply({"params": params_d}, fake, train=False)
+        return (bce_with_logits(lr, 1.0) + bce_with_logits(lf, 0.0)) / 2
+
+    return params_to_torch(jax.grad(loss_g)(state.params_g)), params_to_torch(jax.grad(loss_d)(state.params_d))
+
+
+def _torch_grads(models, real, z):
+    g, d = models
+    g.eval()
+    d.eval()
+    bce = torch.nn.BCELoss()
+    real = torch.from_numpy(real)[:, None]
+    z = torch.from_numpy(z)
+    g.zero_grad()
+    d.zero_grad()
+    fake = g(z)
+    bce(d(fake), torch.ones(len(z), 1)).backward()
+    grads_g = {k: p.grad.numpy().copy() for k, p in g.named_parameters()}
+    d.zero_grad()
+    loss_d = (bce(d(real), torch.ones(len(z), 1)) + bce(d(fake.detach()), torch.zeros(len(z), 1))) / 2
+    loss_d.backward()
+    grads_d = {k: p.grad.numpy().copy() for k, p in d.named_parameters()}
+    return grads_g, grads_d
+
+
+def check_gradients() -> Check:
+    """Largest |g_jax - g_torch| / ||g_torch|| over every parameter tensor of G's and D's loss."""
+    models, opts = torch_pair()
+    state = jax_state_from_torch(models, opts)
+    real, z = real_batches(1, 64)[0], latents(1, 64)[0]
+    worst = 0.0
+    for jg, tg in zip(_jax_grads(state, real, z), _torch_grads(models, real, z), strict=True):
+        for name in tg:
+            worst = max(worst, np.abs(jg[name] - tg[name]).max() / np.linalg.norm(tg[name]))
+    return Check("gradients of loss_G and loss_D (max diff / norm)", float(worst), 1e-5)
+
+
+# 6. Optimizer: one step, then 100 full steps.
+def run_both(steps: int, config: Config = CONFIG, seed: int = 0, float64: bool = False):
+    """Both frameworks from the same weights, same real batches and z, dropout off.
+
+    `float64=True` runs both in double precision (torch .double(), jax x64), where
+    rounding no longer hides any difference in the algorithm itself.
+    Returns (jax losses, torch losses, max param diff after each step).
+    """
+    dtype = np.float64 if float64 else np.float32
+    with jax.enable_x64(float64):
+        models, opts = torch_pair(config, seed)
+        if float64:
+            models = tuple(m.double() for m in models)
+            opts = torch_step.make_optimizers(models, config)
+        state = jax_state_from_torch(models, opts, config, dtype)
+        reals = real_batches(steps, config.batch_size, seed).astype(dtype)
+        zs = latents(steps, config.batch_size, seed + 1).astype(dtype)
+        jl, tl, drift = [], [], []
+        for real, z in zip(reals, zs, strict=True):
+            state, m = train_step(state, real, config=config, z=z, dropout=False)
+            t = torch_step.train_step(models, opts, torch.from_numpy(real)[:, None],
+                                      torch.from_numpy(z), dropout=False)
+            jl.append((float(m["loss_g"]), float(m["loss_d"])))
+            tl.append((float(t["loss_g"]), float(t["loss_d"])))
+            drift.append(max_param_diff(state, models))
+    return np.array(jl), np.array(tl), np.array(drift)
+
+
+def check_one_adam_step() -> Check:
+    """Adam's first update is lr * g / (|g| + eps), about lr * sign(g): for the few weights
+    whose gradient is near eps, float32 rounding in g moves it by a fraction of lr (2e-4)."""
+    _, _, drift = run_both(1)
+    return Check("one train step: parameters (max abs diff)", float(drift[-1]), 1e-5,
+                 "5% of one Adam step (lr 2e-4)")
+
+
+def check_trajectory(steps: int = 100, float64: bool = True) -> tuple[Check, Check]:
+    """Both trainers for `steps` steps from the same start on the same batches.
+
+    In float64 the two agree to ~1e-12: the algorithms are the same. In float32
+    they start ~1e-6 apart (different matmul summation orders) and the gap grows
+    about tenfold every 20 steps: Adam normalizes each gradient element, so a
+    weight whose gradient is mostly rounding noise, or a ReLU whose input sits at
+    0, takes a different step. That is chaos in GAN training, not a bug, so the
+    float32 check bounds the growth: over 20 steps losses within 1e-4 and weights
+    within 1e-3 (5 Adam steps of lr 2e-4); over 100 steps both within 1e-2.
+    """
+    jl, tl, drift = run_both(steps, float64=float64)
+    rel = np.abs(jl - tl).max(axis=1) / np.abs(tl).max(axis=1)
+    marks = [m for m in (1, 10, 20, 50, steps) if m <= steps]
+    note = ("max param diff after " + "/".join(map(str, marks)) + " steps: "
+            + "/".join(f"{drift[i - 1]:.1e}" for i in marks)
+            + "; loss rel diff: " + "/".join(f"{rel[i - 1]:.1e}" for i in marks))
+    precision = "float64" if float64 else "float32"
+    if float64:
+        tol_loss = tol_params = 1e-4
+    elif steps <= 20:
+        tol_loss, tol_params = 1e-4, 1e-3
+    else:
+        tol_loss = tol_params = 1e-2
+    return (Check(f"{steps} train steps, {precision}: per-step losses (max rel diff)",
+                  float(rel.max()), tol_loss, note),
+            Check(f"{steps} train steps, {precision}: final parameters (max abs diff)",
+                  float(drift[-1]), tol_params))
+
+
+# 7. Dropout.
+def dropout_stats(n: int = 400_000, rate: float = 0.1) -> dict[str, tuple[float, float]]:
+    """(fraction dropped, survivor scale) in training mode, for both frameworks."""
+    import flax.linen as nn
+
+    x = np.ones((n,), np.float32)
+    jy = np.asarray(nn.Dropout(rate, deterministic=False).apply({}, x, rngs={"dropout": jax.random.PRNGKey(0)}))
+    torch.manual_seed(0)
+    ty = torch.nn.Dropout(rate).train()(torch.from_numpy(x)).numpy()
+    return {name: (float((y == 0).mean()), float(y[y != 0].mean())) for name, y in
+            (("jax", jy), ("torch", ty))}
+
+
+def check_dropout(rate: float = 0.1, n: int = 400_000) -> Check:
+    """Largest z-score of the dropped fraction against `rate`, plus scale errors (must be 0)."""
+    se = math.sqrt(rate * (1 - rate) / n)
+    worst = 0.0
+    for frac, scale in dropout_stats(n, rate).values():
+        worst = max(worst, abs(frac - rate) / se)
+        if abs(scale - 1 / (1 - rate)) > 1e-6:
+            return Check("dropout in training mode (z-score of drop rate)", math.inf, 5.0)
+    return Check("dropout in training mode (z-score of drop rate)", worst, 5.0,
+                 f"{n:,} activations, survivors scaled by 1/0.9 in both")
+
+
+def check_dropout_eval() -> Check:
+    import flax.linen as nn
+
+    x = np.random.default_rng(0).standard_normal(1000).astype(np.float32)
+    jy = np.asarray(nn.Dropout(0.1, deterministic=True).apply({}, x))
+    ty = torch.nn.Dropout(0.1).eval()(torch.from_numpy(x)).numpy()
+    return Check("dropout in eval mode is the identity (max abs diff)",
+                 float(max(np.abs(jy - x).max(), np.abs(ty - x).max())), 0.0)
+
+
+# 10. Checkpoint round trip.
+def check_checkpoint_round_trip() -> Check:
+    """torch checkpoint -> JAX state -> torch checkpoint: the same generator outputs, exactly."""
+    models, opts = torch_pair(seed=3)
+    reals, zs = real_batches(3, 64), latents(3, 64)
+    for real, z in zip(reals, zs, strict=True):  # Non-trivial Adam state.
+        torch_step.train_step(models, opts, torch.from_numpy(real)[:, None], torch.from_numpy(z))
+    state = jax_state_from_torch(models, opts)
+    back = state_to_checkpoint(state, CONFIG, epoch=0)
+    g2, _ = torch_models.make_models(CONFIG)
+    g2.load_state_dict(back["model_G_state_dict"])
+    z = torch.from_numpy(latents(1, 64, seed=7)[0])
+    diff = (torch_step.generate(models[0], z) - torch_step.generate(g2, z)).abs().max().item()
+    opt_diff = max((a["exp_avg_sq"] - b["exp_avg_sq"]).abs().max().item() for a, b in zip(
+        opts[0].state_dict()["state"].values(), back["optimizer_G_state_dict"]["state"].values(),
+        strict=True))
+    return Check("checkpoint torch -> JAX -> torch: G outputs and Adam state (max abs diff)",
+                 max(diff, opt_diff), 0.0)
+
+
+def check_weights_round_trip() -> Check:
+    models, _ = torch_pair()
+    sd = {k: v.numpy() for k, v in models[0].state_dict().items()}
+    back = params_to_torch(torch_to_params(sd))
+    return Check("state_dict -> params -> state_dict (max abs diff)",
+                 float(max(np.abs(back[k] - sd[k]).max() for k in sd)), 0.0)
+
+
+# 8. Data: the torchvision path and the shared data layer give identical arrays.
+def check_data(data_dir) -> Check:
+    """Same MNIST files read by torchvision (ToTensor + Normalize) and by jax_gan.data."""
+    import torchvision
+    from torchvision import transforms
+
+    worst = 0.0
+    for seed_norm in (False, True):
+        ours = load_dataset("mnist", data_dir, seed_normalization=seed_norm, allow_download=False).images
+        mean, std = (0.0, 1.0) if seed_norm else (0.5, 0.5)
+        tv = torchvision.datasets.MNIST(str(data_dir), train=True, transform=transforms.Compose(
+            [transforms.ToTensor(), transforms.Normalize(mean, std)]))
+        theirs = np.stack([tv[i][0].numpy()[0] for i in range(len(tv))])
+        worst = max(worst, float(np.abs(ours - theirs).max()))
+        low, high = (0.0, 1.0) if seed_norm else (-1.0, 1.0)
+        if ours.min() < low or ours.max() > high:
+            return Check("data: torchvision vs jax_gan.data (max abs diff)", math.inf, 0.0)
+    return Check("data: torchvision vs jax_gan.data (max abs diff)", worst, 0.0,
+                 "both normalizations: [-1, 1] and the tutorial's [0, 1]")
+
+
+# 9. Behaviour: independent inits, real training, compared in distribution.
+def train_jax(seed: int, steps: int, config: Config = CONFIG) -> dict[str, np.ndarray]:
+    from jax_gan.train_step import train_epoch
+
+    config = dataclasses.replace(config, seed=seed)
+    images = jnp.asarray(load_dataset("mnist-sample").images)
+    per_epoch = config.steps_per_epoch(len(images))
+    state, out = create_train_state(config), []
+    while int(state.step) < steps:
+        stop = min(per_epoch, steps - int(state.step))
+        state, metrics, _, _ = train_epoch(state, images, None, config=config, start=0, stop=stop)
+        out.append(jax.device_get(metrics))
+    return {k: np.concatenate([m[k] for m in out]) for k in out[0]}
+
+
+def train_torch(seed: int, steps: int, config: Config = CONFIG) -> dict[str, np.ndarray]:
+    from torch_reference.train import tensor_batches
+
+    config = dataclasses.replace(config, seed=seed)
+    images = torch.from_numpy(load_dataset("mnist-sample").images)[:, None]
+    models, opts = torch_pair(config, seed)
+    out, epoch = [], 0
+    while len(out) < steps:
+        for real in tensor_batches(images, config, epoch, 0):
+            if len(out) == steps:
+                break
+            z = torch.randn(real.size(0), config.latent_dim)
+            out.append(torch_step.train_step(models, opts, real, z))
+        epoch += 1
+    return {k: torch.stack([m[k] for m in out]).numpy() for k in out[0]}
+
+
+def check_behaviour(seeds: int = 4, steps: int = 400, last: int = 100) -> list[Check]:
+    """Per metric: |mean over seeds (JAX) - mean over seeds (torch)| / seed-to-seed std.
+
+    Each seed contributes the mean of its last `last` steps. The spread is the
+    pooled std of those per-seed means; a gap under 3 spreads is "the same
+    behaviour" at this budget.
+    """
+    stats = {"jax": [], "torch": []}
+    for seed in range(seeds):
+        stats["jax"].append({k: v[-last:].mean() for k, v in train_jax(100 + seed, steps).items()})
+        stats["torch"].append({k: v[-last:].mean() for k, v in train_torch(200 + seed, steps).items()})
+    checks = []
+    for metric in ("loss_g", "loss_d", "d_acc"):
+        j = np.array([s[metric] for s in stats["jax"]])
+        t = np.array([s[metric] for s in stats["torch"]])
+        spread = math.sqrt((j.var(ddof=1) + t.var(ddof=1)) / 2)
+        gap = abs(j.mean() - t.mean()) / max(spread, 1e-3)
+        checks.append(Check(f"behaviour: {metric} over steps {steps - last}-{steps} (gap / spread)",
+                            float(gap), 3.0,
+                            f"JAX {j.mean():.3f}+-{j.std(ddof=1):.3f}, torch {t.mean():.3f}+-{t.std(ddof=1):.3f}"))
+    return checks

@@ -1,0 +1,65 @@
+"""Print every parity check as one table: `python -m parity_tests.report [--fast]`.
+
+`--fast` skips the behaviour check (about a minute on two cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+from parity_tests import checks
+
+
+def all_checks(fast: bool = False) -> list[checks.Check]:
+    from tests.helpers import fake_digits, write_idx_split
+
+    results = [
+        checks.check_shapes(),
+        checks.check_init(),
+        checks.check_forward_generator(),
+        checks.check_forward_discriminator(),
+        checks.check_loss(),
+        checks.check_gradients(),
+        checks.check_one_adam_step(),
+        *checks.check_trajectory(100, float64=True),
+        *checks.check_trajectory(20, float64=False),
+        *checks.check_trajectory(100, float64=False),
+        checks.check_dropout(),
+        checks.check_dropout_eval(),
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        images, labels = fake_digits(50)
+        for split in ("train", "test"):
+            write_idx_split(Path(tmp) / "MNIST" / "raw", images, labels, split, gz=False)
+        results.append(checks.check_data(tmp))
+    if not fast:
+        results.extend(checks.check_behaviour())
+    results += [checks.check_checkpoint_round_trip(), checks.check_weights_round_trip()]
+    torch_loss, jax_loss = checks.saturated_losses()
+    results.append(checks.Check("saturated BCE (logit 200, label 0): |torch - 100|", abs(torch_loss - 100),
+                                1e-6, f"torch clamps at {torch_loss:g}; the logit form gives {jax_loss:g}"))
+    return results
+
+
+def table(results: list[checks.Check]) -> str:
+    lines = ["| check | measured | tolerance | result |", "| --- | --- | --- | --- |"]
+    for c in results:
+        lines.append(f"| {c.name} | {c.measured:.3g} | {c.tolerance:.3g} | {'pass' if c.passed else 'FAIL'} |")
+    notes = [f"- {c.name}: {c.note}" for c in results if c.note]
+    return "\n".join(lines + ([""] + notes if notes else []))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m parity_tests.report", description=__doc__)
+    p.add_argument("--fast", action="store_true", help="skip the behaviour check")
+    args = p.parse_args(argv)
+    results = all_checks(args.fast)
+    print(table(results))
+    return 0 if all(c.passed for c in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
