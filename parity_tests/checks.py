@@ -199,7 +199,8 @@ def _jax_grads(state, real, z):
         lf = d.apply({"params": params_d}, fake, train=False)
         return (bce_with_logits(lr, 1.0) + bce_with_logits(lf, 0.0)) / 2
 
-    return params_to_torch(jax.grad(loss_g)(state.params_g)), params_to_torch(jax.grad(loss_d)(state.params_d))
+    grads_g = jax.grad(loss_g)(state.params_g)
+    return params_to_torch(grads_g), params_to_torch(jax.grad(loss_d)(state.params_d))
 
 
 def _torch_grads(models, real, z):
@@ -305,7 +306,8 @@ def dropout_stats(n: int = 400_000, rate: float = 0.1) -> dict[str, tuple[float,
     import flax.linen as nn
 
     x = np.ones((n,), np.float32)
-    jy = np.asarray(nn.Dropout(rate, deterministic=False).apply({}, x, rngs={"dropout": jax.random.PRNGKey(0)}))
+    layer = nn.Dropout(rate, deterministic=False)
+    jy = np.asarray(layer.apply({}, x, rngs={"dropout": jax.random.PRNGKey(0)}))
     torch.manual_seed(0)
     ty = torch.nn.Dropout(rate).train()(torch.from_numpy(x)).numpy()
     return {name: (float((y == 0).mean()), float(y[y != 0].mean())) for name, y in
@@ -434,5 +436,6 @@ def check_behaviour(seeds: int = 4, steps: int = 400, last: int = 100) -> list[C
         gap = abs(j.mean() - t.mean()) / max(spread, 1e-3)
         checks.append(Check(f"behaviour: {metric} over steps {steps - last}-{steps} (gap / spread)",
                             float(gap), 3.0,
-                            f"JAX {j.mean():.3f}+-{j.std(ddof=1):.3f}, torch {t.mean():.3f}+-{t.std(ddof=1):.3f}"))
+                            f"JAX {j.mean():.3f}+-{j.std(ddof=1):.3f}, "
+                            f"torch {t.mean():.3f}+-{t.std(ddof=1):.3f}"))
     return checks

@@ -47,7 +47,8 @@ def all_checks(fast: bool = False) -> list[checks.Check]:
 def table(results: list[checks.Check]) -> str:
     lines = ["| check | measured | tolerance | result |", "| --- | --- | --- | --- |"]
     for c in results:
-        lines.append(f"| {c.name} | {c.measured:.3g} | {c.tolerance:.3g} | {'pass' if c.passed else 'FAIL'} |")
+        result = "pass" if c.passed else "FAIL"
+        lines.append(f"| {c.name} | {c.measured:.3g} | {c.tolerance:.3g} | {result} |")
     notes = [f"- {c.name}: {c.note}" for c in results if c.note]
     return "\n".join(lines + ([""] + notes if notes else []))
 
