@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from jax_gan.config import DATASETS, STRUCTURAL_FIELDS, Config
+from jax_gan.data import Dataset, load_dataset
 from jax_gan.errors import UserError
 
 # What a previous run leaves in its output directory.
@@ -42,6 +43,9 @@ def build_parser(prog: str, description: str, default_out_dir: str) -> argparse.
                    help=f"write metrics every this many steps (default: {d.log_every})")
     p.add_argument("--checkpoint-every", type=int,
                    help=f"save a checkpoint every this many epochs (default: {d.checkpoint_every})")
+    p.add_argument("--init", choices=("torch", "flax"),
+                   help="weight init: torch.nn.Linear's uniform (default) or Flax's defaults "
+                        "(JAX only; the reference always uses torch's)")
     p.add_argument("--seed-normalization", action="store_const", const=True,
                    help="keep the tutorial's no-op Normalize: real images in [0, 1], not [-1, 1]")
     p.add_argument("--no-download", dest="download", action="store_const", const=False,
@@ -109,6 +113,31 @@ def prepare_out_dir(out_dir: str | Path, *, resume: bool, overwrite: bool) -> Pa
     except OSError as e:
         raise UserError(f"cannot write to --out-dir {out}: {e.strerror or e}") from None
     return out
+
+
+def require_previous_run(out_dir: Path) -> None:
+    if not holds_previous_run(out_dir):
+        raise UserError(f"--resume: no previous run in {out_dir}")
+
+
+def prepare_run(args: argparse.Namespace, saved: dict[str, Any] | None,
+                framework: str) -> tuple[Config, Dataset, Path]:
+    """Config, data and output directory of a run, all checked before anything is written.
+
+    `saved` is a resumed run's metadata: its `config` and the `dataset_used`.
+    """
+    config = resolve_config(args, saved["config"] if saved else None)
+    dataset = load_dataset(config.dataset, config.data_dir,
+                           seed_normalization=config.seed_normalization,
+                           allow_download=config.download)
+    used = saved.get("dataset_used") if saved else None
+    if used not in (None, dataset.name):
+        raise UserError(f"this run trained on {used} but {config.dataset} now loads "
+                        f"{dataset.name}; cannot resume on different data")
+    check_batch_size(config, len(dataset), dataset.name)
+    out_dir = prepare_out_dir(args.out_dir, resume=args.resume, overwrite=args.overwrite)
+    save_config(out_dir, config, {"dataset_used": dataset.name, "framework": framework})
+    return config, dataset, out_dir
 
 
 def check_batch_size(config: Config, num_examples: int, dataset: str) -> None:

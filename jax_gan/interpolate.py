@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from jax_gan.cli import main_guard
 from jax_gan.errors import UserError
-from jax_gan.sample import check_out
+from jax_gan.sample import check_out, write_output
 
 
 @main_guard
@@ -34,7 +34,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     import numpy as np
 
     from jax_gan import checkpoint
-    from jax_gan.images import save_strip
     from jax_gan.latent import interpolate, latent_points
     from jax_gan.train_step import generate
 
@@ -45,15 +44,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.to_seed is not None:
         z1 = latent_points(args.to_seed, 1, config.latent_dim)[0]
     path = interpolate(z0, z1, args.steps, slerp=args.slerp)
-    images = np.asarray(generate(state.params_g, jnp.asarray(path), config))[..., 0]
+    images = np.asarray(generate(state.params_g, jnp.asarray(path), config))
     kind = "spherical" if args.slerp else "linear"
-    try:
-        if out.suffix == ".npy":
-            np.save(out, images)
-        else:
-            save_strip(out, images, title=f"latent interpolation ({kind})")
-    except OSError as e:
-        raise UserError(f"cannot write {out}: {e.strerror or e}") from None
+    write_output(out, images, title=f"latent interpolation ({kind})")
     print(f"wrote a {args.steps}-step {kind} interpolation to {out}")
     return 0
 

@@ -36,6 +36,19 @@ def check_out(path: str, num: int) -> Path:
     return out
 
 
+def write_output(out: Path, images, *, title: str | None = None) -> None:
+    """`.npy`: the raw (N, 28, 28) float32 array; `.png`: a grid, or a strip when titled."""
+    from jax_gan.images import save_images, save_strip
+
+    try:
+        if title is not None and out.suffix == ".png":
+            save_strip(out, images, title=title)
+        else:
+            save_images(out, images)
+    except OSError as e:
+        raise UserError(f"cannot write {out}: {e.strerror or e}") from None
+
+
 @main_guard
 def main(argv: Sequence[str] | None = None) -> int:
     args = sample_parser("python -m jax_gan.sample").parse_args(argv)
@@ -43,17 +56,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     import jax.numpy as jnp
 
     from jax_gan import checkpoint
-    from jax_gan.images import save_images
     from jax_gan.latent import latent_points
     from jax_gan.train_step import generate
 
     state, config, _ = checkpoint.load(args.checkpoint)
     z = latent_points(args.seed, args.num, config.latent_dim)
-    images = generate(state.params_g, jnp.asarray(z), config)
-    try:
-        save_images(out, images)
-    except OSError as e:
-        raise UserError(f"cannot write {out}: {e.strerror or e}") from None
+    write_output(out, generate(state.params_g, jnp.asarray(z), config))
     print(f"wrote {args.num} images to {out}")
     return 0
 

@@ -18,15 +18,7 @@ from tqdm import tqdm
 from jax_gan import cli, loop
 from jax_gan.checkpoint import Checkpointer
 from jax_gan.config import Config
-from jax_gan.data import load_dataset
-from jax_gan.errors import CheckpointError, UserError
 from jax_gan.train_step import TrainState, create_train_state, generate, train_epoch
-
-
-def saved_config(out_dir: Path) -> tuple[Checkpointer, TrainState, dict]:
-    checkpointer = Checkpointer(out_dir / "checkpoints", create=False)
-    state, meta = checkpointer.restore()
-    return checkpointer, state, meta
 
 
 def train(config: Config, out_dir: Path, state: TrainState, images: np.ndarray,
@@ -95,25 +87,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = cli.build_parser("python -m jax_gan.train", "Train the MLP GAN in JAX.",
                               "runs/jax_gan")
     args = parser.parse_args(argv)
-    out_dir = Path(args.out_dir)
-    state = checkpointer = None
-    saved = None
+    state = checkpointer = meta = None
     if args.resume:
-        if not cli.holds_previous_run(out_dir):
-            raise UserError(f"--resume: no previous run in {out_dir}")
-        checkpointer, state, meta = saved_config(out_dir)
-        saved = meta["config"]
-    config = cli.resolve_config(args, saved)
-
-    dataset = load_dataset(config.dataset, config.data_dir,
-                           seed_normalization=config.seed_normalization,
-                           allow_download=config.download)
-    if saved is not None and meta.get("dataset_used") not in (None, dataset.name):
-        raise UserError(f"this run trained on {meta['dataset_used']} but {config.dataset} now "
-                        f"loads {dataset.name}; cannot resume on different data")
-    cli.check_batch_size(config, len(dataset), dataset.name)
-    out_dir = cli.prepare_out_dir(out_dir, resume=args.resume, overwrite=args.overwrite)
-    cli.save_config(out_dir, config, {"dataset_used": dataset.name, "framework": "jax"})
+        cli.require_previous_run(Path(args.out_dir))
+        checkpointer = Checkpointer(Path(args.out_dir) / "checkpoints", create=False)
+        state, meta = checkpointer.restore()
+    config, dataset, out_dir = cli.prepare_run(args, meta, "jax")
     if state is None:
         state = create_train_state(config)
         checkpointer = Checkpointer(out_dir / "checkpoints", keep=config.keep_checkpoints)
@@ -123,8 +102,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return train(config, out_dir, state, dataset.images, checkpointer,
                      dataset_name=dataset.name, quiet=args.quiet)
-    except CheckpointError:
-        raise
     finally:
         checkpointer.close()
 

@@ -12,9 +12,8 @@ import torch
 
 from jax_gan.cli import main_guard
 from jax_gan.errors import UserError
-from jax_gan.images import save_images
 from jax_gan.latent import latent_points
-from jax_gan.sample import check_out, sample_parser
+from jax_gan.sample import check_out, sample_parser, write_output
 from torch_reference import checkpoint
 from torch_reference.models import make_models
 from torch_reference.train_step import generate
@@ -32,11 +31,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RuntimeError as e:
         raise UserError(f"generator weights do not fit the model: {str(e).splitlines()[0]}") from None
     z = torch.from_numpy(latent_points(args.seed, args.num, config.latent_dim))
-    images = generate(g, z).numpy()
-    try:
-        save_images(out, images)
-    except OSError as e:
-        raise UserError(f"cannot write {out}: {e.strerror or e}") from None
+    write_output(out, generate(g, z).numpy())
     print(f"wrote {args.num} images to {out}")
     return 0
 

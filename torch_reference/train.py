@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from jax_gan import cli, loop
 from jax_gan.config import Config
-from jax_gan.data import Dataset, load_dataset
+from jax_gan.data import Dataset
 from jax_gan.errors import UserError
 from torch_reference import checkpoint
 from torch_reference.train_step import create_train_state, generate, train_step
@@ -145,27 +145,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="tensor: shared arrays on the device (fast); seed: the tutorial's "
                              "torchvision DataLoader (MNIST only)")
     args = parser.parse_args(argv)
-    out_dir = Path(args.out_dir)
     device = default_device()
-    payload = saved = None
+    payload = None
     if args.resume:
-        if not cli.holds_previous_run(out_dir):
-            raise UserError(f"--resume: no previous run in {out_dir}")
-        payload = checkpoint.load(out_dir, device)
-        saved = payload.get("config")
-        if saved is None:
-            raise UserError(f"{out_dir / checkpoint.FILENAME} has no config; cannot resume it")
-    config = cli.resolve_config(args, saved)
-
-    dataset = load_dataset(config.dataset, config.data_dir,
-                           seed_normalization=config.seed_normalization,
-                           allow_download=config.download)
-    if payload is not None and payload.get("dataset_used") not in (None, dataset.name):
-        raise UserError(f"this run trained on {payload['dataset_used']} but {config.dataset} now "
-                        f"loads {dataset.name}; cannot resume on different data")
-    cli.check_batch_size(config, len(dataset), dataset.name)
-    out_dir = cli.prepare_out_dir(out_dir, resume=args.resume, overwrite=args.overwrite)
-    cli.save_config(out_dir, config, {"dataset_used": dataset.name, "framework": "torch"})
+        cli.require_previous_run(Path(args.out_dir))
+        payload = checkpoint.load(args.out_dir, device)
+        if "config" not in payload:
+            raise UserError(f"{checkpoint.checkpoint_path(args.out_dir)} has no config; "
+                            "cannot resume it")
+    config, dataset, out_dir = cli.prepare_run(args, payload, "torch")
 
     models, optimizers = create_train_state(config, device)
     step = 0

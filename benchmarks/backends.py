@@ -1,0 +1,193 @@
+"""The training setups the harness times, one per backend.
+
+Each `make_<backend>(config, images, device)` returns `run(steps)`, which does
+`steps` full train steps (G update then D update, Adam) at `config.batch_size`
+and returns only when the device has finished them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from jax_gan.config import Config
+
+Runner = Callable[[int], None]
+
+
+# --- PyTorch ---------------------------------------------------------------------------------
+
+def _torch_sync(device):
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def make_torch_eager(config: Config, images: np.ndarray, device: str, compile_mode: str | None = None):
+    """The reference's step on data already on the device (the fast tensor path)."""
+    import torch
+
+    from torch_reference.train_step import create_train_state, train_step
+
+    dev = torch.device(device)
+    models, optimizers = create_train_state(config, dev)
+    step = train_step
+    if compile_mode is not None:
+        # Compile the whole step: forward, backward and both Adam updates.
+        step = torch.compile(train_step, mode=compile_mode)
+    data = torch.from_numpy(images).unsqueeze(1).to(dev)
+    batch = config.batch_size
+    full = len(data) // batch
+    generator = torch.Generator(device="cpu").manual_seed(0)
+    order = torch.randperm(len(data), generator=generator).to(dev)
+    position = 0
+
+    def run(steps: int) -> None:
+        nonlocal position
+        for _ in range(steps):
+            idx = order[(position % full) * batch : (position % full + 1) * batch]
+            z = torch.randn(batch, config.latent_dim, device=dev)
+            step(models, optimizers, data[idx], z)
+            position += 1
+        _torch_sync(dev)
+
+    return run
+
+
+def make_torch_compile(config, images, device):
+    return make_torch_eager(config, images, device, compile_mode="default")
+
+
+def make_torch_compile_cudagraphs(config, images, device):
+    return make_torch_eager(config, images, device, compile_mode="reduce-overhead")
+
+
+class _PerImageDataset:
+    """The tutorial's per-image path over in-memory digits: uint8 -> PIL -> ToTensor -> Normalize."""
+
+    def __init__(self, images_uint8: np.ndarray):
+        from torchvision import transforms
+
+        self.images = images_uint8
+        self.transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize(0.5, 0.5)])
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i):
+        from PIL import Image
+
+        return self.transform(Image.fromarray(self.images[i], mode="L")), 0
+
+
+def make_torch_seed(config: Config, images: np.ndarray, device: str):
+    """The tutorial's pipeline: DataLoader(shuffle=True) over per-image PIL conversion."""
+    import torch
+
+    from torch_reference.train_step import create_train_state, train_step
+
+    dev = torch.device(device)
+    models, optimizers = create_train_state(config, dev)
+    pixels = np.round((images + 1) * 127.5).astype(np.uint8)  # Back to the files' bytes.
+    loader = torch.utils.data.DataLoader(_PerImageDataset(pixels), config.batch_size, shuffle=True,
+                                         drop_last=True)
+    batches = iter(loader)
+
+    def run(steps: int) -> None:
+        nonlocal batches
+        for _ in range(steps):
+            try:
+                real, _ = next(batches)
+            except StopIteration:
+                batches = iter(loader)
+                real, _ = next(batches)
+            real = real.to(dev)
+            z = torch.randn(real.size(0), config.latent_dim, device=dev)
+            train_step(models, optimizers, real, z)
+        _torch_sync(dev)
+
+    return run
+
+
+# --- JAX ---------------------------------------------------------------------------------------
+
+def make_jax_jit(config: Config, images: np.ndarray, device: str):
+    """One jitted train step per batch, dispatched from a Python loop."""
+    import functools
+
+    import jax
+
+    from jax_gan.train_step import _train_step, create_train_state, epoch_permutation
+
+    @functools.partial(jax.jit, donate_argnums=0)
+    def step(state, data, order, i):
+        idx = jax.lax.dynamic_slice_in_dim(order, i * config.batch_size, config.batch_size)
+        return _train_step(state, data[idx], config)
+
+    state = create_train_state(config)
+    data = jax.device_put(images)
+    order = epoch_permutation(state, 0, len(images))
+    full = len(images) // config.batch_size
+    position = 0
+
+    def run(steps: int) -> None:
+        nonlocal state, position
+        for _ in range(steps):
+            state, _ = step(state, data, order, position % full)
+            position += 1
+        jax.block_until_ready(state)
+
+    return run
+
+
+def make_jax_scan(config: Config, images: np.ndarray, device: str):
+    """Full batches of an epoch under one lax.scan, as `python -m jax_gan.train` runs them."""
+    import jax
+
+    from jax_gan.train_step import create_train_state, train_epoch
+
+    state = create_train_state(config)
+    data = jax.device_put(images)
+    full = len(images) // config.batch_size
+
+    def run(steps: int) -> None:
+        nonlocal state
+        if steps > full:
+            raise ValueError(f"jax-scan times at most one epoch ({full} full batches)")
+        state, metrics, _, _ = train_epoch(state, data, None, config=config, start=0, stop=steps)
+        jax.block_until_ready((state, metrics))
+
+    return run
+
+
+BACKENDS = {
+    "torch-seed": make_torch_seed,
+    "torch-eager": make_torch_eager,
+    "torch-compile": make_torch_compile,
+    "torch-compile-cudagraphs": make_torch_compile_cudagraphs,
+    "jax-jit": make_jax_jit,
+    "jax-scan": make_jax_scan,
+}
+CPU_BACKENDS = ("torch-seed", "torch-eager", "torch-compile", "jax-jit", "jax-scan")
+GPU_BACKENDS = CPU_BACKENDS[:3] + ("torch-compile-cudagraphs",) + CPU_BACKENDS[3:]
+
+
+def train_step_flops(config: Config) -> int:
+    """Matmul FLOPs of one train step, counted from the layer shapes (2*M*K*N per matmul).
+
+    Per image: G forward; D forward on the fake; D input-gradients back to G;
+    G weight-gradients and the input-gradients of G's upper two layers; then D
+    forward on real and fake (2 images) with D's weight-gradients and the
+    input-gradients of its upper two layers. Only what the math needs: torch
+    also computes D's weight-gradients in G's step, which the count leaves out.
+    Elementwise work (activations, dropout, Adam) is not counted.
+    """
+    h, z, x = config.hidden_dim, config.latent_dim, config.image_dim
+    g_layers = [z * h, h * h, h * x]
+    d_layers = [x * h, h * h, h * 1]
+    g_fwd, d_fwd = sum(g_layers), sum(d_layers)
+    g_step = g_fwd + d_fwd + d_fwd + g_fwd + sum(g_layers[1:])  # fwd, D dX, G dW, G dX.
+    d_step = 2 * (d_fwd + d_fwd + sum(d_layers[1:]))  # real and fake: fwd, dW, dX.
+    return 2 * config.batch_size * (g_step + d_step)

@@ -1,0 +1,373 @@
+"""How fast does each setup train the tutorial's GAN? `python -m benchmarks.throughput`.
+
+Every backend runs in its own worker process (its own thread pools and memory
+high-water mark); the main process interleaves their timed repeats so drift
+hits all alike. Compile and warm-up are timed separately (time to first step)
+and kept out of the throughput. Each timed run ends with a device sync.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.backends import BACKENDS, CPU_BACKENDS, GPU_BACKENDS, train_step_flops
+from jax_gan.config import Config
+
+MNIST_TRAIN = 60_000
+SEED_EPOCHS = 200
+
+
+def benchmark_images(data_dir: str = "data") -> tuple[np.ndarray, str]:
+    """MNIST if it is on disk, else the offline sample tiled to MNIST's 60,000 images."""
+    from jax_gan.data import load_dataset
+
+    ds = load_dataset("mnist", data_dir, allow_download=False, warn=lambda _: None)
+    images = ds.images
+    if len(images) < MNIST_TRAIN:
+        images = np.concatenate([images] * -(-MNIST_TRAIN // len(images)))[:MNIST_TRAIN]
+    return np.ascontiguousarray(images), f"{ds.name} ({len(ds)} distinct images)"
+
+
+def configure_frameworks(device: str, threads: int, precision: str) -> None:
+    """The same threads and matmul precision for both frameworks (call before first use)."""
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    if device == "cpu":
+        os.environ["JAX_PLATFORMS"] = "cpu"
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""
+    import jax
+    import torch
+
+    torch.set_num_threads(threads)
+    jax_precision = {"highest": "highest", "default": "default"}[precision]
+    jax.config.update("jax_default_matmul_precision", jax_precision)
+    torch.set_float32_matmul_precision("highest" if precision == "highest" else "high")
+    torch.backends.cuda.matmul.allow_tf32 = precision != "highest"
+    torch.backends.cudnn.allow_tf32 = precision != "highest"
+
+
+def _worker(conn, backend: str, batch: int, steps: int, device: str, threads: int,
+            precision: str, data_dir: str) -> None:
+    try:
+        configure_frameworks(device, threads, precision)
+        images, _ = benchmark_images(data_dir)
+        config = Config(batch_size=batch)
+        torch_device = "cuda" if device == "gpu" else "cpu"
+        start = time.perf_counter()
+        run = BACKENDS[backend](config, images, torch_device)
+        run(1)
+        first_step = time.perf_counter() - start
+        conn.send(("ready", first_step))
+        # Warm-up at the timed length: jax-scan compiles one program per scan length.
+        run(2 if backend == "torch-seed" else steps)
+        while True:
+            message = conn.recv()
+            if message[0] == "run":
+                t0 = time.perf_counter()
+                run(message[1])
+                conn.send(("time", time.perf_counter() - t0))
+            else:
+                conn.send(("memory", _memory(backend, device)))
+                return
+    except Exception as e:  # noqa: BLE001 - reported to the parent, which records the failure.
+        conn.send(("error", f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"))
+
+
+def _memory(backend: str, device: str) -> dict[str, float]:
+    out = {"peak_host_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    if device == "gpu":
+        if backend.startswith("jax"):
+            import jax
+
+            stats = jax.devices()[0].memory_stats() or {}
+            out["peak_gpu_mb"] = stats.get("peak_bytes_in_use", 0) / 2**20
+        else:
+            import torch
+
+            out["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    return out
+
+
+def matmul_ceiling(device: str, threads: int, precision: str, n: int = 2048) -> dict[str, float]:
+    """Measured float32 GEMM throughput (GFLOP/s) of each framework, in a fresh process."""
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(1) as pool:
+        return pool.apply(_matmul_worker, (device, threads, precision, n))
+
+
+def _matmul_worker(device: str, threads: int, precision: str, n: int) -> dict[str, float]:
+    configure_frameworks(device, threads, precision)
+    import jax
+    import jax.numpy as jnp
+    import torch
+
+    flops = 2 * n**3
+    out = {}
+    a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32)
+    mm = jax.jit(lambda x: x @ x)
+    mm(a).block_until_ready()
+    reps = 10 if device == "cpu" else 200
+    t = time.perf_counter()
+    for _ in range(reps):
+        r = mm(a)
+    r.block_until_ready()
+    out["jax_gflops"] = reps * flops / (time.perf_counter() - t) / 1e9
+    dev = torch.device("cuda" if device == "gpu" else "cpu")
+    x = torch.randn(n, n, device=dev)
+    x @ x
+    _ = torch.cuda.synchronize() if dev.type == "cuda" else None
+    t = time.perf_counter()
+    for _ in range(reps):
+        y = x @ x
+    _ = torch.cuda.synchronize() if dev.type == "cuda" else None
+    del y
+    out["torch_gflops"] = reps * flops / (time.perf_counter() - t) / 1e9
+    return out
+
+
+def bench_batch(backends: list[str], batch: int, args, threads: int) -> list[dict[str, Any]]:
+    ctx = mp.get_context("spawn")
+    workers, records = {}, {}
+    for name in backends:
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(target=_worker, args=(child, name, batch, args.steps, args.device, threads,
+                                                 args.precision, args.data_dir), daemon=True)
+        proc.start()
+        kind, value = parent.recv()
+        records[name] = {"backend": name, "batch_size": batch, "times_s": []}
+        if kind == "error":
+            records[name]["error"] = value
+            print(f"  {name:26s} failed: {value}", file=sys.stderr)
+            proc.join()
+            continue
+        records[name]["first_step_s"] = value
+        workers[name] = (proc, parent)
+    for _ in range(args.repeats):
+        for name, (_, conn) in workers.items():
+            # Let the previous backend's thread pool (OpenMP spin-waits) go idle first.
+            time.sleep(0.5)
+            conn.send(("run", args.steps))
+            kind, value = conn.recv()
+            if kind == "error":
+                records[name]["error"] = value
+                continue
+            records[name]["times_s"].append(value)
+    for name, (proc, conn) in workers.items():
+        conn.send(("stop",))
+        kind, value = conn.recv()
+        if kind == "memory":
+            records[name].update(value)
+        proc.join()
+    out = []
+    for name in backends:
+        r = records[name]
+        if r["times_s"]:
+            rates = sorted(args.steps / t for t in r["times_s"])
+            r.update(steps=args.steps, repeats=len(rates), steps_per_s=statistics.median(rates),
+                     steps_per_s_min=rates[0], steps_per_s_max=rates[-1])
+            r["images_per_s"] = r["steps_per_s"] * batch
+        out.append(r)
+    return out
+
+
+def summarize(records: list[dict[str, Any]], ceiling_gflops: float) -> None:
+    """Speed-ups, achieved GFLOP/s, roofline fraction and the seed recipe's projected time."""
+    by_batch: dict[int, dict[str, dict]] = {}
+    for r in records:
+        by_batch.setdefault(r["batch_size"], {})[r["backend"]] = r
+    for batch, group in by_batch.items():
+        flops = train_step_flops(Config(batch_size=batch))
+        steps_recipe = SEED_EPOCHS * -(-MNIST_TRAIN // batch)
+        for r in group.values():
+            if "steps_per_s" not in r:
+                continue
+            r["gflops"] = r["steps_per_s"] * flops / 1e9
+            r["fraction_of_matmul_ceiling"] = r["gflops"] / ceiling_gflops
+            r["seed_recipe_projected_s"] = steps_recipe / r["steps_per_s"]
+            for base in ("torch-eager", "torch-seed"):
+                if "steps_per_s" in group.get(base, {}):
+                    r[f"speedup_vs_{base}"] = r["steps_per_s"] / group[base]["steps_per_s"]
+
+
+def environment(device: str, threads: int, precision: str) -> dict[str, Any]:
+    import jax
+    import torch
+
+    info = {"python": platform.python_version(), "jax": jax.__version__, "torch": torch.__version__,
+            "platform": platform.platform(), "processor": _cpu_name(), "threads": threads,
+            "cpu_count": os.cpu_count(), "device": device, "matmul_precision": precision}
+    try:
+        import flax
+        import optax
+
+        info.update(flax=flax.__version__, optax=optax.__version__)
+    except ImportError:
+        pass
+    if device == "gpu":
+        info["gpu"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "unknown"
+    return info
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def markdown(result: dict[str, Any]) -> str:
+    env = result["environment"]
+    lines = [
+        f"Device: {env['device']} ({env.get('gpu', env['processor'])}), {env['threads']} threads, "
+        f"float32 matmul precision `{env['matmul_precision']}`; jax {env['jax']}, torch {env['torch']}.",
+        f"Matmul ceiling (float32 {result['ceiling']['n']}^3 GEMM): "
+        f"JAX {result['ceiling']['jax_gflops']:.0f}, torch {result['ceiling']['torch_gflops']:.0f} GFLOP/s. "
+        f"Data: {result['data']}. Median of {result['args']['repeats']} repeats of "
+        f"{result['args']['steps']} steps.",
+        "",
+        "| backend | batch | steps/s (min-max) | images/s | first step (s) | peak RSS (MB) | "
+        "GFLOP/s | % of ceiling | vs torch-eager | vs torch-seed | seed recipe (200 epochs) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in result["records"]:
+        if "steps_per_s" not in r:
+            lines.append(f"| {r['backend']} | {r['batch_size']} | failed: {r.get('error', '?')} |"
+                         + " |" * 9)
+            continue
+        mem = r.get("peak_gpu_mb", r.get("peak_host_rss_mb", 0))
+        lines.append(
+            f"| {r['backend']} | {r['batch_size']} | {r['steps_per_s']:.1f} "
+            f"({r['steps_per_s_min']:.1f}-{r['steps_per_s_max']:.1f}) | {r['images_per_s']:,.0f} | "
+            f"{r['first_step_s']:.2f} | {mem:,.0f} | {r['gflops']:.1f} | "
+            f"{100 * r['fraction_of_matmul_ceiling']:.1f}% | "
+            f"{r.get('speedup_vs_torch-eager', float('nan')):.2f}x | "
+            f"{r.get('speedup_vs_torch-seed', float('nan')):.2f}x | "
+            f"{_duration(r['seed_recipe_projected_s'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def chart(result: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    records = [r for r in result["records"] if "steps_per_s" in r]
+    backends = list(dict.fromkeys(r["backend"] for r in records))
+    batches = sorted({r["batch_size"] for r in records})
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    width = 0.8 / max(len(backends), 1)
+    for i, name in enumerate(backends):
+        values = [next((r["images_per_s"] for r in records
+                        if r["backend"] == name and r["batch_size"] == b), 0) for b in batches]
+        ax.bar(np.arange(len(batches)) + i * width, values, width, label=name)
+    ax.set_xticks(np.arange(len(batches)) + width * (len(backends) - 1) / 2)
+    ax.set_xticklabels([f"batch {b}" for b in batches])
+    ax.set_ylabel("images / s (higher is better)")
+    ax.set_yscale("log")
+    env = result["environment"]
+    ax.set_title(f"GAN train-step throughput, {env['device']}: {env.get('gpu', env['processor'])}")
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.throughput", description=__doc__)
+    p.add_argument("--device", choices=("cpu", "gpu"), help="default: gpu if JAX sees one")
+    p.add_argument("--backends", help="comma list (default: all for the device): "
+                                      + ",".join(GPU_BACKENDS))
+    p.add_argument("--batch-sizes", default="64,256,1024")
+    p.add_argument("--steps", type=int, default=100, help="timed steps per repeat")
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--threads", type=int, default=os.cpu_count(), help="CPU threads, both frameworks")
+    p.add_argument("--precision", choices=("highest", "default"), default="highest",
+                   help="float32 matmul precision; 'default' lets GPUs use TF32")
+    p.add_argument("--data-dir", default="data")
+    p.add_argument("--json", help="write records here, and a .md table and .png chart beside it")
+    p.add_argument("--quick", action="store_true", help="tiny counts: checks that everything runs")
+    args = p.parse_args(argv)
+    if args.device is None:
+        args.device = "gpu" if _has_gpu() else "cpu"
+    if args.quick:
+        args.steps, args.repeats = 3, 2
+    backends = args.backends.split(",") if args.backends else list(
+        GPU_BACKENDS if args.device == "gpu" else CPU_BACKENDS)
+    unknown = [b for b in backends if b not in BACKENDS]
+    if unknown:
+        p.error(f"unknown backend(s) {', '.join(unknown)}; choose from {', '.join(BACKENDS)}")
+    try:
+        batches = [int(b) for b in args.batch_sizes.split(",")]
+    except ValueError:
+        p.error(f"--batch-sizes must be a comma list of integers, got {args.batch_sizes!r}")
+    if min(batches) <= 0 or args.steps <= 0 or args.repeats <= 0:
+        p.error("--batch-sizes, --steps and --repeats must be positive")
+    max_steps = MNIST_TRAIN // max(batches)
+    if args.steps > max_steps:
+        print(f"note: --steps lowered to {max_steps}, one epoch at batch {max(batches)}", file=sys.stderr)
+        args.steps = max_steps
+
+    ceiling = matmul_ceiling(args.device, args.threads, args.precision, 256 if args.quick else 2048)
+    ceiling["n"] = 256 if args.quick else 2048
+    records = []
+    for batch in batches:
+        print(f"batch {batch}:", file=sys.stderr)
+        group = bench_batch(backends, batch, args, args.threads)
+        for r in group:
+            if "steps_per_s" in r:
+                print(f"  {r['backend']:26s} {r['steps_per_s']:9.1f} steps/s "
+                      f"(first step {r['first_step_s']:.2f} s)", file=sys.stderr)
+        records += group
+    summarize(records, max(ceiling["jax_gflops"], ceiling["torch_gflops"]))
+    configure_frameworks(args.device, args.threads, args.precision)
+    result = {"environment": environment(args.device, args.threads, args.precision),
+              "data": benchmark_images(args.data_dir)[1], "ceiling": ceiling,
+              "train_step_flops_per_image": train_step_flops(Config(batch_size=1)),
+              "args": {"steps": args.steps, "repeats": args.repeats, "batch_sizes": batches,
+                       "backends": backends}, "records": records}
+    table = markdown(result)
+    print(table)
+    if args.json:
+        path = Path(args.json)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result, indent=2) + "\n")
+        path.with_suffix(".md").write_text(table)
+        chart(result, path.with_suffix(".png"))
+    return 0 if all("steps_per_s" in r for r in records) else 1
+
+
+def _has_gpu() -> bool:
+    try:
+        import jax
+
+        return any(d.platform == "gpu" for d in jax.devices())
+    except RuntimeError:
+        return False
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,40 @@
+"""The benchmark harness runs end to end (no timing assertions)."""
+
+import json
+
+import pytest
+
+from benchmarks import throughput
+from benchmarks.backends import CPU_BACKENDS, train_step_flops
+from jax_gan.config import Config
+
+pytest.importorskip("torch")
+
+
+def test_flop_count_by_hand():
+    # Per image: 2 x (G fwd 291,840 + D fwd 266,496 + D dX 266,496 + G dW 291,840 + G dX 266,240
+    #                 + 2 x (D fwd 266,496 + D dW 266,496 + D dX 65,792)) = 5,160,960.
+    assert train_step_flops(Config(batch_size=1)) == 5_160_960
+    assert train_step_flops(Config(batch_size=64)) == 64 * 5_160_960
+
+
+@pytest.mark.slow
+def test_quick_run_over_all_cpu_backends(tmp_path):
+    out = tmp_path / "bench.json"
+    code = throughput.main(["--device", "cpu", "--quick", "--batch-sizes", "64",
+                            "--json", str(out)])
+    assert code == 0
+    result = json.loads(out.read_text())
+    records = {r["backend"]: r for r in result["records"]}
+    assert set(records) == set(CPU_BACKENDS)
+    for r in records.values():
+        assert {"backend", "batch_size", "steps_per_s", "images_per_s", "first_step_s"} <= set(r)
+        assert r["steps_per_s"] > 0 and r["images_per_s"] == pytest.approx(64 * r["steps_per_s"])
+    assert out.with_suffix(".md").read_text().count("| 64 |") == len(CPU_BACKENDS)
+    assert out.with_suffix(".png").stat().st_size > 0
+
+
+def test_bad_backend_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as info:
+        throughput.main(["--backends", "tensorflow"])
+    assert info.value.code == 2 and "unknown backend" in capsys.readouterr().err
