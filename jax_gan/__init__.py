@@ -24,7 +24,6 @@ _EXPORTS = {
     "make_optimizer": "jax_gan.train_step",
     "train_step": "jax_gan.train_step",
     "train_epoch": "jax_gan.train_step",
-    "train_steps": "jax_gan.train_step",
     "generate": "jax_gan.train_step",
 }
 

@@ -7,7 +7,6 @@ touches the device to log and to save.
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import flax
@@ -195,8 +194,3 @@ train_epoch = jax.jit(_train_epoch, static_argnames=("config", "start", "stop"),
                       donate_argnames=("state",))
 train_epoch.__doc__ = _train_epoch.__doc__
 
-
-@functools.partial(jax.jit, static_argnames=("config",))
-def train_steps(state: TrainState, batches: jax.Array, config: Config):
-    """A scan over given batches (S, B, ...): for benchmarks and tests."""
-    return jax.lax.scan(lambda s, b: _train_step(s, b, config), state, batches)
