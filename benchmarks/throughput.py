@@ -254,10 +254,13 @@ def markdown(result: dict[str, Any]) -> str:
             f"({r['steps_per_s_min']:.1f}-{r['steps_per_s_max']:.1f}) | {r['images_per_s']:,.0f} | "
             f"{r['first_step_s']:.2f} | {mem:,.0f} | {r['gflops']:.1f} | "
             f"{100 * r['fraction_of_matmul_ceiling']:.1f}% | "
-            f"{r.get('speedup_vs_torch-eager', float('nan')):.2f}x | "
-            f"{r.get('speedup_vs_torch-seed', float('nan')):.2f}x | "
+            f"{_ratio(r, 'speedup_vs_torch-eager')} | {_ratio(r, 'speedup_vs_torch-seed')} | "
             f"{_duration(r['seed_recipe_projected_s'])} |")
     return "\n".join(lines) + "\n"
+
+
+def _ratio(record: dict[str, Any], key: str) -> str:
+    return f"{record[key]:.2f}x" if key in record else "n/a"
 
 
 def _duration(seconds: float) -> str:
