@@ -139,12 +139,18 @@ def _matmul_worker(device: str, threads: int, precision: str, n: int) -> dict[st
 def bench_batch(backends: list[str], batch: int, args, threads: int) -> list[dict[str, Any]]:
     ctx = mp.get_context("spawn")
     workers, records = {}, {}
+    started = {}
     for name in backends:
         parent, child = ctx.Pipe()
         proc = ctx.Process(target=_worker, args=(child, name, batch, args.steps, args.device, threads,
                                                  args.precision, args.data_dir), daemon=True)
         proc.start()
-        kind, value = parent.recv()
+        started[name] = (proc, parent)
+        if not args.parallel_start:  # One at a time: first-step times are uncontended.
+            started[name] = (proc, parent, parent.recv())
+    for name, entry in started.items():
+        proc, parent = entry[:2]
+        kind, value = entry[2] if len(entry) == 3 else parent.recv()
         records[name] = {"backend": name, "batch_size": batch, "times_s": []}
         if kind == "error":
             records[name]["error"] = value
@@ -313,6 +319,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-dir", default="data")
     p.add_argument("--json", help="write records here, and a .md table and .png chart beside it")
     p.add_argument("--quick", action="store_true", help="tiny counts: checks that everything runs")
+    p.add_argument("--parallel-start", action="store_true",
+                   help="start all backends' workers at once (faster on many-core hosts; their "
+                        "first-step times then overlap)")
     args = p.parse_args(argv)
     if args.device is None:
         args.device = "gpu" if _has_gpu() else "cpu"
