@@ -58,6 +58,17 @@ class GracefulStop:
         return 128 + (self.signum or 0)
 
 
+def checkpoint_due(step: int, steps_per_epoch: int, total: int, config: Config) -> bool:
+    """At the end of the run, and after every `checkpoint_every`-th epoch."""
+    epoch_done = step % steps_per_epoch == 0
+    return step == total or (epoch_done and (step // steps_per_epoch) % config.checkpoint_every == 0)
+
+
+def print_resume_hint(step: int, program: str, out_dir: Path) -> None:
+    print(f"stopped at step {step}; checkpoint saved. Resume with:\n"
+          f"  python -m {program} --out-dir {out_dir} --resume", file=sys.stderr)
+
+
 def fixed_latents(config: Config) -> np.ndarray:
     """The z every sample grid of a run is drawn from, so frames are comparable."""
     return latent_points(config.seed, NUM_SAMPLES, config.latent_dim)

@@ -62,15 +62,12 @@ def train(config: Config, out_dir: Path, state: TrainState, images: np.ndarray,
             bar.set_description(loop.epochs_label(step - 1, per_epoch, config.epochs))
             bar.set_postfix(loss_g=f"{metrics['loss_g'][-1]:.4f}",
                             loss_d=f"{metrics['loss_d'][-1]:.4f}")
-            epoch_done = step % per_epoch == 0
-            if (stop.requested or step == total
-                    or (epoch_done and (step // per_epoch) % config.checkpoint_every == 0)):
+            if stop.requested or loop.checkpoint_due(step, per_epoch, total, config):
                 checkpointer.save(state, {**meta, "epoch": step // per_epoch})
                 last_saved = step
     bar.close()
     if stop.requested:
-        print(f"stopped at step {step}; checkpoint saved. Resume with:\n"
-              f"  python -m jax_gan.train --out-dir {out_dir} --resume", file=sys.stderr)
+        loop.print_resume_hint(step, "jax_gan.train", out_dir)
         return stop.exit_code
 
     final = np.asarray(generate(state.params_g, fixed_z, config))

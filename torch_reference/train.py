@@ -118,15 +118,12 @@ def train(config: Config, out_dir: Path, models, optimizers, dataset: Dataset, *
                 metrics = {k: torch.stack([m[k] for m in pending]).cpu().numpy() for k in pending[0]}
                 log.write(loop.metric_records(step - len(pending), metrics, per_epoch,
                                               config.log_every, step - 1))
-            epoch_done = step % per_epoch == 0
-            if (stop.requested or step == total
-                    or (epoch_done and (step // per_epoch) % config.checkpoint_every == 0)):
+            if stop.requested or loop.checkpoint_due(step, per_epoch, total, config):
                 save(step)
                 last_saved = step
     bar.close()
     if stop.requested:
-        print(f"stopped at step {step}; checkpoint saved. Resume with:\n"
-              f"  python -m torch_reference.train --out-dir {out_dir} --resume", file=sys.stderr)
+        loop.print_resume_hint(step, "torch_reference.train", out_dir)
         return stop.exit_code
 
     final = generate(g, fixed_z).cpu().numpy()
