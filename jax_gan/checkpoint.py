@@ -66,8 +66,6 @@ class Checkpointer:
             restored = self.manager.restore(step, args=ocp.args.Composite(
                 state=ocp.args.StandardRestore(abstract))).state
             state = flax.serialization.from_state_dict(template, restored)
-        except CheckpointError:
-            raise
         except Exception as e:  # noqa: BLE001 - a corrupt checkpoint fails in many ways.
             reason = str(e).splitlines()[0] if str(e) else type(e).__name__
             raise CheckpointError(f"checkpoint {where} is corrupt or incompatible: {reason}") from None

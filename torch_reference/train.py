@@ -77,6 +77,8 @@ def train(config: Config, out_dir: Path, models, optimizers, dataset: Dataset, *
         checkpoint.save(ckpt_path, models, optimizers, epoch=at_step // per_epoch, step=at_step,
                         config=config, extra=extra)
 
+    from torchvision.utils import save_image
+
     bar = tqdm(total=total, initial=step, unit="step", disable=quiet, dynamic_ncols=True)
     with loop.GracefulStop() as stop:
         while step < total and not stop.requested:
@@ -88,9 +90,7 @@ def train(config: Config, out_dir: Path, models, optimizers, dataset: Dataset, *
                 if step >= total or stop.requested:
                     break
                 if step % config.sample_every == 0:
-                    import torchvision.utils
-
-                    torchvision.utils.save_image(generate(g, fixed_z),
+                    save_image(generate(g, fixed_z),
                                                  out_dir / "samples" / f"step_{step:07d}.png",
                                                  nrow=5, normalize=True)
                 z = torch.randn(real.size(0), config.latent_dim, device=device)
