@@ -21,6 +21,7 @@ STRUCTURAL_FIELDS = (
     "dropout_rate",
     "leaky_slope",
     "init",
+    "dropout_masks",
     "batch_size",
     "dataset",
     "seed_normalization",
@@ -37,6 +38,8 @@ class Config:
     dropout_rate: float = 0.1
     leaky_slope: float = 0.01  # torch.nn.LeakyReLU's default, which the tutorial used.
     init: str = "torch"  # "torch": torch.nn.Linear's uniform init; "flax": Flax's defaults.
+    # JAX only: "hash" masks (fast, see jax_gan/dropout.py) or "threefry" (flax's nn.Dropout).
+    dropout_masks: str = "hash"
     # Optimisation.
     lr: float = 2e-4
     b1: float = 0.9
@@ -104,3 +107,5 @@ class Config:
             raise UserError(f"dropout rate must be in [0, 1), got {self.dropout_rate}")
         if self.init not in ("torch", "flax"):
             raise UserError(f"--init must be 'torch' or 'flax', got {self.init!r}")
+        if self.dropout_masks not in ("hash", "threefry"):  # jax_gan.dropout.MASKS
+            raise UserError(f"--dropout-masks must be 'hash' or 'threefry', got {self.dropout_masks!r}")

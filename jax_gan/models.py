@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from jax_gan.config import Config
+from jax_gan.dropout import Dropout
 
 
 def torch_linear_init(fan_in: int) -> tuple[Callable, Callable]:
@@ -44,6 +45,7 @@ class MLP(nn.Module):
     activation: Callable[[jax.Array], jax.Array]
     dropout_rate: float
     init_scheme: str = "torch"
+    dropout_masks: str = "hash"
 
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
@@ -52,7 +54,7 @@ class MLP(nn.Module):
         for index in (0, 3):
             x = dense(self.hidden_dim, x.shape[-1], self.init_scheme, f"Dense_{index}")(x)
             x = self.activation(x)
-            x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
+            x = Dropout(self.dropout_rate, self.dropout_masks)(x, deterministic=not train)
         return dense(self.out_dim, x.shape[-1], self.init_scheme, "Dense_6")(x)
 
 
@@ -63,11 +65,12 @@ class Generator(nn.Module):
     image_size: int = 28
     dropout_rate: float = 0.1
     init_scheme: str = "torch"
+    dropout_masks: str = "hash"
 
     @nn.compact
     def __call__(self, z: jax.Array, *, train: bool = True) -> jax.Array:
         x = MLP(self.hidden_dim, self.image_size**2, nn.relu, self.dropout_rate,
-                init_scheme=self.init_scheme, name="model")(z, train=train)
+                self.init_scheme, self.dropout_masks, name="model")(z, train=train)
         return jnp.tanh(x).reshape(-1, self.image_size, self.image_size, 1)
 
 
@@ -83,19 +86,21 @@ class Discriminator(nn.Module):
     leaky_slope: float = 0.01
     dropout_rate: float = 0.1
     init_scheme: str = "torch"
+    dropout_masks: str = "hash"
 
     @nn.compact
     def __call__(self, images: jax.Array, *, train: bool = True) -> jax.Array:
         x = images.reshape(images.shape[0], -1)
         act = lambda h: nn.leaky_relu(h, self.leaky_slope)  # noqa: E731
-        return MLP(self.hidden_dim, 1, act, self.dropout_rate, init_scheme=self.init_scheme,
-                   name="model")(
-            x, train=train)
+        return MLP(self.hidden_dim, 1, act, self.dropout_rate, self.init_scheme,
+                   self.dropout_masks, name="model")(x, train=train)
 
 
 def make_models(config: Config) -> tuple[Generator, Discriminator]:
-    g = Generator(config.hidden_dim, config.image_size, config.dropout_rate, config.init)
-    d = Discriminator(config.hidden_dim, config.leaky_slope, config.dropout_rate, config.init)
+    g = Generator(config.hidden_dim, config.image_size, config.dropout_rate, config.init,
+                  config.dropout_masks)
+    d = Discriminator(config.hidden_dim, config.leaky_slope, config.dropout_rate, config.init,
+                      config.dropout_masks)
     return g, d
 
 

@@ -85,6 +85,20 @@ def test_sample_and_interpolate(run_100, tmp_path):
 def test_resume_refuses_structural_changes(run_100, capsys):
     code = jax_train.main(["--out-dir", str(run_100), "--resume", "--batch-size", "32"])
     assert code == 2 and "cannot change --batch-size" in capsys.readouterr().err
+    code = jax_train.main(["--out-dir", str(run_100), "--resume", "--dropout-masks", "threefry"])
+    assert code == 2 and "cannot change --dropout-masks" in capsys.readouterr().err
+
+
+def test_threefry_dropout_masks_train_a_different_but_finite_run(run_100, tmp_path):
+    code, out = _run(tmp_path, "threefry", "--epochs", "1", "--max-steps", "20",
+                     "--dropout-masks", "threefry")
+    assert code == 0
+    _, config, _ = checkpoint.load(out)
+    assert config.dropout_masks == "threefry"
+    losses = [(r["loss_g"], r["loss_d"]) for r in _metrics(out)]
+    assert np.isfinite(losses).all()
+    hashed = [(r["loss_g"], r["loss_d"]) for r in _metrics(run_100)][:len(losses)]
+    assert losses != hashed  # Same weights and data; only the masks differ.
 
 
 def test_nonfinite_loss_stops_and_keeps_last_checkpoint(tmp_path, capsys):
