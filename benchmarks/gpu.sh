@@ -27,7 +27,8 @@ command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,dri
 
 # 1. Full float32 ("highest": no TF32 anywhere), every GPU backend but the slow seed loader.
 "$PY" -m benchmarks.throughput --device "$DEVICE" --precision highest --batch-sizes "$BATCHES" \
-  --backends torch-eager,torch-compile,torch-compile-cudagraphs,jax-jit,jax-scan $EXTRA --parallel-start \
+  --backends torch-eager,torch-compile,torch-compile-cudagraphs,jax-jit,jax-scan,jax-scan-threefry \
+  $EXTRA --parallel-start \
   --json "$RESULTS/gpu-float32.json" || echo "some backend failed; see the table"
 # 2. The frameworks' default precision (TF32 matmuls on Ampere and later).
 "$PY" -m benchmarks.throughput --device "$DEVICE" --precision default --batch-sizes "$ENDS" \

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.backends import BACKENDS, CPU_BACKENDS, GPU_BACKENDS, train_step_flops
+from benchmarks.backends import BACKENDS, CPU_BACKENDS, GPU_BACKENDS, step_gemms, train_step_flops
 from jax_gan.config import Config
 
 MNIST_TRAIN = 60_000
@@ -58,7 +58,7 @@ def configure_frameworks(device: str, threads: int, precision: str) -> None:
 
 
 def _worker(conn, backend: str, batch: int, steps: int, device: str, threads: int,
-            precision: str, data_dir: str) -> None:
+            precision: str, data_dir: str, whole_epochs: bool) -> None:
     try:
         configure_frameworks(device, threads, precision)
         images, _ = benchmark_images(data_dir)
@@ -68,14 +68,16 @@ def _worker(conn, backend: str, batch: int, steps: int, device: str, threads: in
         run = BACKENDS[backend](config, images, torch_device)
         run(1)
         first_step = time.perf_counter() - start
-        conn.send(("ready", first_step))
+        if whole_epochs and hasattr(run, "epoch_steps"):
+            steps = run.epoch_steps
+        conn.send(("ready", (first_step, steps)))
         # Warm-up at the timed length: jax-scan compiles one program per scan length.
         run(2 if backend == "torch-seed" else steps)
         while True:
             message = conn.recv()
             if message[0] == "run":
                 t0 = time.perf_counter()
-                run(message[1])
+                run(steps)
                 conn.send(("time", time.perf_counter() - t0))
             else:
                 conn.send(("memory", _memory(backend, device)))
@@ -99,41 +101,72 @@ def _memory(backend: str, device: str) -> dict[str, float]:
     return out
 
 
-def matmul_ceiling(device: str, threads: int, precision: str, n: int = 2048) -> dict[str, float]:
-    """Measured float32 GEMM throughput (GFLOP/s) of each framework, in a fresh process."""
+def matmul_ceiling(device: str, threads: int, precision: str, n: int = 2048,
+                   batches: tuple[int, ...] = ()) -> dict[str, Any]:
+    """Measured float32 GEMM throughput (GFLOP/s) of each framework, in a fresh process.
+
+    Two bounds: one big n^3 GEMM (the machine's ceiling), and, per batch size,
+    just the matmuls of one train step (`step_gemms`), back to back with nothing
+    else: what a step would reach if everything but its matmuls were free.
+    """
     ctx = mp.get_context("spawn")
     with ctx.Pool(1) as pool:
-        return pool.apply(_matmul_worker, (device, threads, precision, n))
+        return pool.apply(_matmul_worker, (device, threads, precision, n, tuple(batches)))
 
 
-def _matmul_worker(device: str, threads: int, precision: str, n: int) -> dict[str, float]:
+def _matmul_worker(device: str, threads: int, precision: str, n: int,
+                   batches: tuple[int, ...]) -> dict[str, Any]:
     configure_frameworks(device, threads, precision)
+    reps = 10 if device == "cpu" else 200
+    jax_gflops, torch_gflops = _gemm_timers(device)
+    out = {"jax_gflops": jax_gflops([(n, n, n)], reps), "torch_gflops": torch_gflops([(n, n, n)], reps),
+           "step_gemms": {}}
+    for batch in batches:
+        shapes = step_gemms(Config(batch_size=batch))
+        reps = max(5, round(reps * 2 * n**3 / train_step_flops(Config(batch_size=batch)) / 4))
+        out["step_gemms"][str(batch)] = {"jax_gflops": jax_gflops(shapes, reps),
+                                          "torch_gflops": torch_gflops(shapes, reps)}
+    return out
+
+
+def _gemm_timers(device: str):
+    """Two functions timing a list of (M, K, N) matmuls in JAX and in torch, in GFLOP/s."""
     import jax
-    import jax.numpy as jnp
     import torch
 
-    flops = 2 * n**3
-    out = {}
-    a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32)
-    mm = jax.jit(lambda x: x @ x)
-    mm(a).block_until_ready()
-    reps = 10 if device == "cpu" else 200
-    t = time.perf_counter()
-    for _ in range(reps):
-        r = mm(a)
-    r.block_until_ready()
-    out["jax_gflops"] = reps * flops / (time.perf_counter() - t) / 1e9
+    def jax_gflops(shapes, reps):
+        keys = jax.random.split(jax.random.PRNGKey(0), 2 * len(shapes))
+        pairs = [(jax.random.normal(keys[2 * i], (m, k)), jax.random.normal(keys[2 * i + 1], (k, n)))
+                 for i, (m, k, n) in enumerate(shapes)]
+        mm = jax.jit(lambda pairs: [a @ b for a, b in pairs])
+        jax.block_until_ready(mm(pairs))
+        t = time.perf_counter()
+        for _ in range(reps):
+            r = mm(pairs)
+        jax.block_until_ready(r)
+        return reps * _flops(shapes) / (time.perf_counter() - t) / 1e9
+
     dev = torch.device("cuda" if device == "gpu" else "cpu")
-    x = torch.randn(n, n, device=dev)
-    x @ x
-    _ = torch.cuda.synchronize() if dev.type == "cuda" else None
-    t = time.perf_counter()
-    for _ in range(reps):
-        y = x @ x
-    _ = torch.cuda.synchronize() if dev.type == "cuda" else None
-    del y
-    out["torch_gflops"] = reps * flops / (time.perf_counter() - t) / 1e9
-    return out
+
+    def sync():
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+
+    def torch_gflops(shapes, reps):
+        pairs = [(torch.randn(m, k, device=dev), torch.randn(k, n, device=dev)) for m, k, n in shapes]
+        _ = [a @ b for a, b in pairs]
+        sync()
+        t = time.perf_counter()
+        for _ in range(reps):
+            _ = [a @ b for a, b in pairs]
+        sync()
+        return reps * _flops(shapes) / (time.perf_counter() - t) / 1e9
+
+    return jax_gflops, torch_gflops
+
+
+def _flops(shapes: list[tuple[int, int, int]]) -> int:
+    return sum(2 * m * k * n for m, k, n in shapes)
 
 
 def bench_batch(backends: list[str], batch: int, args, threads: int) -> list[dict[str, Any]]:
@@ -143,7 +176,8 @@ def bench_batch(backends: list[str], batch: int, args, threads: int) -> list[dic
     for name in backends:
         parent, child = ctx.Pipe()
         proc = ctx.Process(target=_worker, args=(child, name, batch, args.steps, args.device, threads,
-                                                 args.precision, args.data_dir), daemon=True)
+                                                 args.precision, args.data_dir, not args.quick),
+                           daemon=True)
         proc.start()
         started[name] = (proc, parent)
         if not args.parallel_start:  # One at a time: first-step times are uncontended.
@@ -157,13 +191,13 @@ def bench_batch(backends: list[str], batch: int, args, threads: int) -> list[dic
             print(f"  {name:26s} failed: {value}", file=sys.stderr)
             proc.join()
             continue
-        records[name]["first_step_s"] = value
+        records[name]["first_step_s"], records[name]["steps"] = value
         workers[name] = (proc, parent)
     for _ in range(args.repeats):
         for name, (_, conn) in workers.items():
             # Let the previous backend's thread pool (OpenMP spin-waits) go idle first.
             time.sleep(0.5)
-            conn.send(("run", args.steps))
+            conn.send(("run",))
             kind, value = conn.recv()
             if kind == "error":
                 records[name]["error"] = value
@@ -179,16 +213,17 @@ def bench_batch(backends: list[str], batch: int, args, threads: int) -> list[dic
     for name in backends:
         r = records[name]
         if r["times_s"]:
-            rates = sorted(args.steps / t for t in r["times_s"])
-            r.update(steps=args.steps, repeats=len(rates), steps_per_s=statistics.median(rates),
+            rates = sorted(r["steps"] / t for t in r["times_s"])
+            r.update(repeats=len(rates), steps_per_s=statistics.median(rates),
                      steps_per_s_min=rates[0], steps_per_s_max=rates[-1])
             r["images_per_s"] = r["steps_per_s"] * batch
         out.append(r)
     return out
 
 
-def summarize(records: list[dict[str, Any]], ceiling_gflops: float) -> None:
-    """Speed-ups, achieved GFLOP/s, roofline fraction and the seed recipe's projected time."""
+def summarize(records: list[dict[str, Any]], ceiling: dict[str, Any]) -> None:
+    """Speed-ups, achieved GFLOP/s, roofline fractions and the seed recipe's projected time."""
+    ceiling_gflops = max(ceiling["jax_gflops"], ceiling["torch_gflops"])
     by_batch: dict[int, dict[str, dict]] = {}
     for r in records:
         by_batch.setdefault(r["batch_size"], {})[r["backend"]] = r
@@ -200,6 +235,9 @@ def summarize(records: list[dict[str, Any]], ceiling_gflops: float) -> None:
                 continue
             r["gflops"] = r["steps_per_s"] * flops / 1e9
             r["fraction_of_matmul_ceiling"] = r["gflops"] / ceiling_gflops
+            step_bound = ceiling["step_gemms"].get(str(batch))
+            if step_bound:
+                r["fraction_of_step_gemms"] = r["gflops"] / max(step_bound.values())
             r["seed_recipe_projected_s"] = steps_recipe / r["steps_per_s"]
             for base in ("torch-eager", "torch-seed"):
                 if "steps_per_s" in group.get(base, {}):
@@ -242,24 +280,32 @@ def markdown(result: dict[str, Any]) -> str:
         f"float32 matmul precision `{env['matmul_precision']}`; jax {env['jax']}, torch {env['torch']}.",
         f"Matmul ceiling (float32 {result['ceiling']['n']}^3 GEMM): "
         f"JAX {result['ceiling']['jax_gflops']:.0f}, torch {result['ceiling']['torch_gflops']:.0f} GFLOP/s. "
+        "A train step's matmuls alone, back to back (JAX / torch): " + "; ".join(
+            f"batch {b} {v['jax_gflops']:.0f} / {v['torch_gflops']:.0f} GFLOP/s"
+            for b, v in result["ceiling"].get("step_gemms", {}).items()) + ".",
         f"Data: {result['data']}. Median of {result['args']['repeats']} repeats of "
-        f"{result['args']['steps']} steps.",
+        f"{result['args']['steps']} steps; jax-scan times whole epochs ("
+        + ", ".join(sorted({f"{r['steps']} steps at batch {r['batch_size']}" for r in result["records"]
+                            if r["backend"].startswith("jax-scan") and "steps" in r},
+                           key=lambda t: int(t.split()[-1])))
+        + "), as training runs them.",
         "",
         "| backend | batch | steps/s (min-max) | images/s | first step (s) | peak RSS (MB) | "
-        "GFLOP/s | % of ceiling | vs torch-eager | vs torch-seed | seed recipe (200 epochs) |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "GFLOP/s | % of ceiling | % of step matmuls | vs torch-eager | vs torch-seed | "
+        "seed recipe (200 epochs) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in result["records"]:
         if "steps_per_s" not in r:
             lines.append(f"| {r['backend']} | {r['batch_size']} | failed: {r.get('error', '?')} |"
-                         + " |" * 9)
+                         + " |" * 10)
             continue
         mem = r.get("peak_gpu_mb", r.get("peak_host_rss_mb", 0))
         lines.append(
             f"| {r['backend']} | {r['batch_size']} | {r['steps_per_s']:.1f} "
             f"({r['steps_per_s_min']:.1f}-{r['steps_per_s_max']:.1f}) | {r['images_per_s']:,.0f} | "
             f"{r['first_step_s']:.2f} | {mem:,.0f} | {r['gflops']:.1f} | "
-            f"{100 * r['fraction_of_matmul_ceiling']:.1f}% | "
+            f"{100 * r['fraction_of_matmul_ceiling']:.1f}% | {_percent(r, 'fraction_of_step_gemms')} | "
             f"{_ratio(r, 'speedup_vs_torch-eager')} | {_ratio(r, 'speedup_vs_torch-seed')} | "
             f"{_duration(r['seed_recipe_projected_s'])} |")
     return "\n".join(lines) + "\n"
@@ -267,6 +313,10 @@ def markdown(result: dict[str, Any]) -> str:
 
 def _ratio(record: dict[str, Any], key: str) -> str:
     return f"{record[key]:.2f}x" if key in record else "n/a"
+
+
+def _percent(record: dict[str, Any], key: str) -> str:
+    return f"{100 * record[key]:.1f}%" if key in record else "n/a"
 
 
 def _duration(seconds: float) -> str:
@@ -311,7 +361,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--backends", help="comma list (default: all for the device): "
                                       + ",".join(GPU_BACKENDS))
     p.add_argument("--batch-sizes", default="64,256,1024")
-    p.add_argument("--steps", type=int, default=100, help="timed steps per repeat")
+    p.add_argument("--steps", type=int, default=100,
+                   help="timed steps per repeat (jax-scan: one whole epoch, as training runs it, "
+                        "unless --quick)")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--threads", type=int, default=os.cpu_count(), help="CPU threads, both frameworks")
     p.add_argument("--precision", choices=("highest", "default"), default="highest",
@@ -343,7 +395,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"note: --steps lowered to {max_steps}, one epoch at batch {max(batches)}", file=sys.stderr)
         args.steps = max_steps
 
-    ceiling = matmul_ceiling(args.device, args.threads, args.precision, 256 if args.quick else 2048)
+    ceiling = matmul_ceiling(args.device, args.threads, args.precision, 256 if args.quick else 2048,
+                             batches)
     ceiling["n"] = 256 if args.quick else 2048
     records = []
     for batch in batches:
@@ -354,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {r['backend']:26s} {r['steps_per_s']:9.1f} steps/s "
                       f"(first step {r['first_step_s']:.2f} s)", file=sys.stderr)
         records += group
-    summarize(records, max(ceiling["jax_gflops"], ceiling["torch_gflops"]))
+    summarize(records, ceiling)
     configure_frameworks(args.device, args.threads, args.precision)
     result = {"environment": environment(args.device, args.threads, args.precision),
               "data": benchmark_images(args.data_dir)[1], "ceiling": ceiling,

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from benchmarks import throughput
-from benchmarks.backends import CPU_BACKENDS, train_step_flops
+from benchmarks.backends import CPU_BACKENDS, step_gemms, train_step_flops
 from jax_gan.config import Config
 
 pytest.importorskip("torch")
@@ -16,6 +16,9 @@ def test_flop_count_by_hand():
     #                 + 2 x (D fwd 266,496 + D dW 266,496 + D dX 65,792)) = 5,160,960.
     assert train_step_flops(Config(batch_size=1)) == 5_160_960
     assert train_step_flops(Config(batch_size=64)) == 64 * 5_160_960
+    # 6 matmuls for G's forward and D's, 3 for D's input-gradients, 5 for G's
+    # gradients; D's step: 3 forward, 3 weight-gradients, 2 input-gradients.
+    assert len(step_gemms(Config())) == 22
 
 
 @pytest.mark.slow
@@ -30,6 +33,8 @@ def test_quick_run_over_all_cpu_backends(tmp_path):
     for r in records.values():
         assert {"backend", "batch_size", "steps_per_s", "images_per_s", "first_step_s"} <= set(r)
         assert r["steps_per_s"] > 0 and r["images_per_s"] == pytest.approx(64 * r["steps_per_s"])
+        assert 0 < r["fraction_of_step_gemms"] and 0 < r["fraction_of_matmul_ceiling"]
+    assert set(result["ceiling"]["step_gemms"]["64"]) == {"jax_gflops", "torch_gflops"}
     assert out.with_suffix(".md").read_text().count("| 64 |") == len(CPU_BACKENDS)
     assert out.with_suffix(".png").stat().st_size > 0
 
