@@ -1,12 +1,12 @@
 """Dropout with cheap masks.
 
-`flax.linen.Dropout` draws one threefry-2x32 word per activation. On a CPU
-that is the most expensive part of this model's train step: 128k draws a step
-at batch 64 cost about as much as all the matrix multiplies. Here threefry
-still makes every key (one per layer call, through `make_rng`), but the
-per-activation bits come from a counter hash keyed by it: two rounds of
-MurmurHash3's 32-bit finalizer, a bijection with full avalanche, which is
-about ten times cheaper on a CPU. The contract is `nn.Dropout`'s: drop with
+`flax.linen.Dropout` draws one threefry-2x32 word per activation, and JAX
+lowers threefry on CPU as a rolled loop over its rounds: at batch 64 the
+step's 128k draws cost two thirds as much as all its matrix multiplies.
+Here threefry still makes every key (one per layer call, through
+`make_rng`), but the per-activation bits come from a counter hash keyed by
+it: two rounds of MurmurHash3's 32-bit finalizer, a bijection with full
+avalanche, about ten times cheaper on a CPU. The contract is `nn.Dropout`'s: drop with
 probability `rate`, scale survivors by 1 / (1 - rate), identity when
 deterministic. `masks="threefry"` draws `nn.Dropout`'s own masks.
 """
