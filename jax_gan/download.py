@@ -56,7 +56,10 @@ def download_file(
 ) -> Path:
     """Download the first mirror that yields the right bytes to `dest`, atomically."""
     opener = opener or (lambda url: urllib.request.urlopen(url, timeout=TIMEOUT_S))
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:  # A file (or a dangling link) where a folder should be, or no permission.
+        raise DownloadError(f"cannot create {dest.parent}: {e.strerror or e}") from e
     errors = []
     for url in urls:
         try:

@@ -78,3 +78,21 @@ def test_mirrors_and_checksums_match_torchvision():
     assert tuple(tv.MNIST.mirrors) == download.MIRRORS["mnist"]
     assert dict(tv.MNIST.resources) == download.MD5["mnist"]
     assert dict(tv.FashionMNIST.resources) == download.MD5["fashion-mnist"]
+
+
+@pytest.mark.parametrize("blocker", ["file", "dangling link"])
+def test_data_dir_that_is_not_a_folder_is_one_clear_error(tmp_path, blocker):
+    data_dir = tmp_path / "data"
+    if blocker == "file":
+        data_dir.write_text("not a folder")
+    else:
+        data_dir.symlink_to(tmp_path / "missing")
+    with pytest.raises(DownloadError, match="cannot create"):
+        download.download_dataset("mnist", data.raw_folder("mnist", data_dir), mirrors=["http://a/"])
+    warnings = []
+    ds = data.load_dataset("mnist", data_dir, opener=_refuse, warn=warnings.append)
+    assert ds.name == "mnist-sample" and len(warnings) == 1 and "cannot create" in warnings[0]
+
+
+def _refuse(url):
+    raise OSError("network is unreachable")
