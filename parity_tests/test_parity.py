@@ -11,24 +11,25 @@ def _assert(check):
     assert check.passed, f"{check.name}: {check.measured:.3g} > {check.tolerance:.3g} {check.note}"
 
 
-def test_shapes_and_parameter_counts():
-    _assert(checks.check_shapes())
+# Checks that measure one difference each, in the order of the README's table.
+SINGLE_CHECKS = [
+    checks.check_shapes,
+    checks.check_init,
+    checks.check_forward_generator,
+    checks.check_forward_discriminator,
+    checks.check_loss,
+    checks.check_gradients,
+    checks.check_one_adam_step,
+    checks.check_dropout,
+    checks.check_dropout_eval,
+    checks.check_checkpoint_round_trip,
+    checks.check_weights_round_trip,
+]
 
 
-def test_initialization_matches_torch_linear():
-    _assert(checks.check_init())
-
-
-def test_forward_generator():
-    _assert(checks.check_forward_generator())
-
-
-def test_forward_discriminator():
-    _assert(checks.check_forward_discriminator())
-
-
-def test_bce_loss_non_saturated():
-    _assert(checks.check_loss())
+@pytest.mark.parametrize("check", SINGLE_CHECKS, ids=lambda f: f.__name__.removeprefix("check_"))
+def test_single_check(check):
+    _assert(check())
 
 
 def test_bce_loss_saturated_regime_differs_as_documented():
@@ -37,27 +38,11 @@ def test_bce_loss_saturated_regime_differs_as_documented():
     assert jax_loss == pytest.approx(200.0)  # The logit form is exact.
 
 
-def test_gradients():
-    _assert(checks.check_gradients())
-
-
-def test_one_adam_step():
-    _assert(checks.check_one_adam_step())
-
-
 @pytest.mark.parametrize("steps, float64", [(100, True), (20, False), (100, False)])
 def test_train_step_trajectory(steps, float64):
     losses, params = checks.check_trajectory(steps, float64)
     _assert(losses)
     _assert(params)
-
-
-def test_dropout_training_mode():
-    _assert(checks.check_dropout())
-
-
-def test_dropout_eval_mode():
-    _assert(checks.check_dropout_eval())
 
 
 def test_data_identical_through_torchvision(tmp_path):
@@ -71,14 +56,6 @@ def test_data_identical_through_torchvision(tmp_path):
 def test_behaviour_in_distribution():
     for check in checks.check_behaviour():
         _assert(check)
-
-
-def test_checkpoint_round_trip():
-    _assert(checks.check_checkpoint_round_trip())
-
-
-def test_weights_round_trip():
-    _assert(checks.check_weights_round_trip())
 
 
 def test_convert_cli_round_trips_a_reference_checkpoint(tmp_path):
