@@ -11,6 +11,7 @@ import dataclasses
 from typing import Any
 
 DATASETS = ("mnist", "fashion-mnist", "mnist-sample")
+DROPOUT_MASKS = ("hash", "threefry")  # See jax_gan/dropout.py.
 
 # Fields that fix the shapes, the data or the random streams of a run: they
 # may not change when a run is resumed.
@@ -107,5 +108,6 @@ class Config:
             raise UserError(f"dropout rate must be in [0, 1), got {self.dropout_rate}")
         if self.init not in ("torch", "flax"):
             raise UserError(f"--init must be 'torch' or 'flax', got {self.init!r}")
-        if self.dropout_masks not in ("hash", "threefry"):  # jax_gan.dropout.MASKS
-            raise UserError(f"--dropout-masks must be 'hash' or 'threefry', got {self.dropout_masks!r}")
+        if self.dropout_masks not in DROPOUT_MASKS:
+            raise UserError(f"--dropout-masks must be one of {', '.join(DROPOUT_MASKS)}, "
+                            f"got {self.dropout_masks!r}")

@@ -6,9 +6,9 @@ step's 128k draws cost two thirds as much as all its matrix multiplies.
 Here threefry still makes every key (one per layer call, through
 `make_rng`), but the per-activation bits come from a counter hash keyed by
 it: two rounds of MurmurHash3's 32-bit finalizer, a bijection with full
-avalanche, about ten times cheaper on a CPU. The contract is `nn.Dropout`'s: drop with
-probability `rate`, scale survivors by 1 / (1 - rate), identity when
-deterministic. `masks="threefry"` draws `nn.Dropout`'s own masks.
+avalanche, about ten times cheaper on a CPU. The contract is `nn.Dropout`'s:
+drop with probability `rate`, scale survivors by 1 / (1 - rate), identity
+when deterministic. `masks="threefry"` draws `nn.Dropout`'s own masks.
 """
 
 from __future__ import annotations
@@ -18,8 +18,6 @@ import math
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-
-MASKS = ("hash", "threefry")
 
 
 def _fmix32(x: jax.Array) -> jax.Array:

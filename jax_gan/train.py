@@ -17,8 +17,7 @@ from tqdm import tqdm
 
 from jax_gan import cli, loop
 from jax_gan.checkpoint import Checkpointer
-from jax_gan.config import Config
-from jax_gan.dropout import MASKS
+from jax_gan.config import DROPOUT_MASKS, Config
 from jax_gan.train_step import TrainState, create_train_state, generate, train_epoch
 
 
@@ -84,7 +83,7 @@ def train(config: Config, out_dir: Path, state: TrainState, images: np.ndarray,
 def main(argv: Sequence[str] | None = None) -> int:
     parser = cli.build_parser("python -m jax_gan.train", "Train the MLP GAN in JAX.",
                               "runs/jax_gan")
-    parser.add_argument("--dropout-masks", choices=MASKS,
+    parser.add_argument("--dropout-masks", choices=DROPOUT_MASKS,
                         help="dropout's random bits: 'hash' (default; a keyed counter hash, "
                              "fast on CPU) or 'threefry' (flax.linen.Dropout)")
     args = parser.parse_args(argv)

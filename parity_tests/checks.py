@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import torch
 
-from jax_gan.config import Config
+from jax_gan.config import DROPOUT_MASKS, Config
 from jax_gan.convert import checkpoint_to_state, params_to_torch, state_to_checkpoint, torch_to_params
 from jax_gan.data import load_dataset
 from jax_gan.models import init_params, make_models
@@ -303,11 +303,11 @@ def check_trajectory(steps: int = 100, float64: bool = True) -> tuple[Check, Che
 # 7. Dropout.
 def dropout_stats(n: int = 400_000, rate: float = 0.1) -> dict[str, tuple[float, float]]:
     """(fraction dropped, survivor scale) in training mode: JAX's two mask schemes and torch."""
-    from jax_gan.dropout import MASKS, Dropout
+    from jax_gan.dropout import Dropout
 
     x = np.ones((n,), np.float32)
     ys = {f"jax-{masks}": np.asarray(Dropout(rate, masks).apply(
-        {}, x, deterministic=False, rngs={"dropout": jax.random.PRNGKey(0)})) for masks in MASKS}
+        {}, x, deterministic=False, rngs={"dropout": jax.random.PRNGKey(0)})) for masks in DROPOUT_MASKS}
     torch.manual_seed(0)
     ys["torch"] = torch.nn.Dropout(rate).train()(torch.from_numpy(x)).numpy()
     return {name: (float((y == 0).mean()), float(y[y != 0].mean())) for name, y in ys.items()}
