@@ -215,9 +215,11 @@ def step_gemms(config: Config) -> list[tuple[int, int, int]]:
     return g_step + d_step
 
 
-def train_step_flops(config: Config) -> int:
-    """Matmul FLOPs of one train step: 2*M*K*N over `step_gemms`.
+def gemm_flops(shapes: list[tuple[int, int, int]]) -> int:
+    """2*M*K*N summed over (M, K, N) matmuls."""
+    return sum(2 * m * k * n for m, k, n in shapes)
 
-    Elementwise work (activations, dropout, Adam) is not counted.
-    """
-    return sum(2 * m * k * n for m, k, n in step_gemms(config))
+
+def train_step_flops(config: Config) -> int:
+    """Matmul FLOPs of one train step. Elementwise work (activations, dropout, Adam) is not counted."""
+    return gemm_flops(step_gemms(config))

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.backends import BACKENDS, CPU_BACKENDS, GPU_BACKENDS, step_gemms, train_step_flops
+from benchmarks.backends import BACKENDS, CPU_BACKENDS, GPU_BACKENDS, gemm_flops, step_gemms, train_step_flops
 from jax_gan.config import Config
 
 MNIST_TRAIN = 60_000
@@ -123,9 +123,10 @@ def _matmul_worker(device: str, threads: int, precision: str, n: int,
            "step_gemms": {}}
     for batch in batches:
         shapes = step_gemms(Config(batch_size=batch))
-        reps = max(5, round(reps * 2 * n**3 / train_step_flops(Config(batch_size=batch)) / 4))
-        out["step_gemms"][str(batch)] = {"jax_gflops": jax_gflops(shapes, reps),
-                                          "torch_gflops": torch_gflops(shapes, reps)}
+        # About a quarter of the big GEMM's work, however small the step.
+        step_reps = max(5, round(reps * gemm_flops([(n, n, n)]) / gemm_flops(shapes) / 4))
+        out["step_gemms"][str(batch)] = {"jax_gflops": jax_gflops(shapes, step_reps),
+                                          "torch_gflops": torch_gflops(shapes, step_reps)}
     return out
 
 
@@ -144,7 +145,7 @@ def _gemm_timers(device: str):
         for _ in range(reps):
             r = mm(pairs)
         jax.block_until_ready(r)
-        return reps * _flops(shapes) / (time.perf_counter() - t) / 1e9
+        return reps * gemm_flops(shapes) / (time.perf_counter() - t) / 1e9
 
     dev = torch.device("cuda" if device == "gpu" else "cpu")
 
@@ -160,13 +161,9 @@ def _gemm_timers(device: str):
         for _ in range(reps):
             _ = [a @ b for a, b in pairs]
         sync()
-        return reps * _flops(shapes) / (time.perf_counter() - t) / 1e9
+        return reps * gemm_flops(shapes) / (time.perf_counter() - t) / 1e9
 
     return jax_gflops, torch_gflops
-
-
-def _flops(shapes: list[tuple[int, int, int]]) -> int:
-    return sum(2 * m * k * n for m, k, n in shapes)
 
 
 def bench_batch(backends: list[str], batch: int, args, threads: int) -> list[dict[str, Any]]:
