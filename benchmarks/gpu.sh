@@ -15,6 +15,14 @@ else
 fi
 PY="${PYTHON:-$(command -v python3 || command -v python)}"
 mkdir -p "$RESULTS"
+# A backend that hangs (a stuck compile) is recorded as failed after this long.
+TIMEOUT="${TIMEOUT:-240}"
+# After each run, with $OUT set, its records, table and chart are copied there at
+# once, so a run cut short still leaves what it finished.
+save() {
+  echo "[gpu.sh] $1 done at ${SECONDS} s"
+  if [ -n "${OUT:-}" ]; then cp "$RESULTS/$1"* "$OUT"/ 2>/dev/null || true; fi
+}
 
 "$PY" - <<'PY'
 import jax, torch, flax, optax
@@ -28,16 +36,27 @@ command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,dri
 # 1. Full float32 ("highest": no TF32 anywhere), every GPU backend but the slow seed loader.
 "$PY" -m benchmarks.throughput --device "$DEVICE" --precision highest --batch-sizes "$BATCHES" \
   --backends torch-eager,torch-compile,torch-compile-cudagraphs,jax-jit,jax-scan,jax-scan-threefry \
-  $EXTRA --parallel-start \
+  $EXTRA --parallel-start --timeout "$TIMEOUT" \
   --json "$RESULTS/gpu-float32.json" || echo "some backend failed; see the table"
+save gpu-float32
 # 2. The frameworks' default precision (TF32 matmuls on Ampere and later).
 "$PY" -m benchmarks.throughput --device "$DEVICE" --precision default --batch-sizes "$ENDS" \
-  --backends torch-eager,torch-compile-cudagraphs,jax-scan $EXTRA --parallel-start \
+  --backends torch-eager,torch-compile-cudagraphs,jax-scan $EXTRA --parallel-start --timeout "$TIMEOUT" \
   --json "$RESULTS/gpu-tf32.json" || echo "some backend failed; see the table"
+save gpu-tf32
 # 3. The tutorial's own data pipeline: CPU-bound per-image PIL work, so fewer steps.
 "$PY" -m benchmarks.throughput --device "$DEVICE" --precision highest --batch-sizes "$ENDS" \
-  --backends torch-seed,torch-eager,jax-scan --steps 20 --repeats 5 --parallel-start \
+  --backends torch-seed,torch-eager,jax-scan --steps 20 --repeats 5 --parallel-start --timeout "$TIMEOUT" \
   --json "$RESULTS/gpu-seed-loader.json" || echo "some backend failed; see the table"
-
-# With $OUT set, a copy of the records, the tables and one chart goes there too.
-if [ -n "${OUT:-}" ]; then cp "$RESULTS"/gpu-*.json "$RESULTS"/gpu-*.md "$RESULTS"/gpu-float32.png "$OUT"/; fi
+save gpu-seed-loader
+# 4. The trainer end to end: 200 epochs (the recipe's epoch count, so its per-epoch
+# logging, sample grids and checkpoints) on the offline 5,000-digit sample.
+if [ "${QUICK:-0}" = 1 ]; then EPOCHS=1; else EPOCHS=200; fi
+RUN_DIR="$(mktemp -d)"
+start=$SECONDS
+timeout "$TIMEOUT" "$PY" -m jax_gan.train --dataset mnist-sample --epochs "$EPOCHS" --quiet \
+  --out-dir "$RUN_DIR/jax_gan" > "$RESULTS/gpu-train.log" 2>&1 || echo "jax_gan.train failed; see gpu-train.log"
+echo "python -m jax_gan.train --dataset mnist-sample --epochs $EPOCHS: $((SECONDS - start)) s wall" \
+  | tee -a "$RESULTS/gpu-train.log"
+cp "$RUN_DIR/jax_gan/samples.png" "$RESULTS/gpu-train-samples.png" 2>/dev/null || true
+save gpu-train

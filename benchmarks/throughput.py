@@ -166,7 +166,32 @@ def _gemm_timers(device: str):
     return jax_gflops, torch_gflops
 
 
+def _ask(conn, timeout: float, message: tuple | None = None) -> tuple[str, Any]:
+    """Sends `message` (if any) and returns the worker's answer, (kind, value).
+
+    A worker that hangs or dies answers ("error", why), so one broken backend
+    is recorded as failed instead of stalling or ending the whole run.
+    """
+    try:
+        if message is not None:
+            conn.send(message)
+        if not conn.poll(timeout):
+            return "error", f"timed out: no answer within {timeout:g} s"
+        return conn.recv()
+    except (EOFError, OSError):
+        return "error", "the worker process died (crash or out of memory)"
+
+
+def _fail(record: dict[str, Any], proc, message: str) -> None:
+    """Records why a backend stopped (dropping its partial repeats) and ends its worker."""
+    record.update(error=message, times_s=[])
+    print(f"  {record['backend']:26s} batch {record['batch_size']}: failed: {message}", file=sys.stderr)
+    proc.kill()
+    proc.join()
+
+
 def bench_batch(backends: list[str], batch: int, args, threads: int) -> list[dict[str, Any]]:
+    """Times every backend at one batch size; one that fails or hangs is recorded as failed."""
     ctx = mp.get_context("spawn")
     workers, records = {}, {}
     started = {}
@@ -178,33 +203,32 @@ def bench_batch(backends: list[str], batch: int, args, threads: int) -> list[dic
         proc.start()
         started[name] = (proc, parent)
         if not args.parallel_start:  # One at a time: first-step times are uncontended.
-            started[name] = (proc, parent, parent.recv())
+            started[name] = (proc, parent, _ask(parent, args.timeout))
     for name, entry in started.items():
         proc, parent = entry[:2]
-        kind, value = entry[2] if len(entry) == 3 else parent.recv()
+        kind, value = entry[2] if len(entry) == 3 else _ask(parent, args.timeout)
         records[name] = {"backend": name, "batch_size": batch, "times_s": []}
         if kind == "error":
-            records[name]["error"] = value
-            print(f"  {name:26s} failed: {value}", file=sys.stderr)
-            proc.join()
+            _fail(records[name], proc, value)
             continue
         records[name]["first_step_s"], records[name]["steps"] = value
         workers[name] = (proc, parent)
     for _ in range(args.repeats):
-        for name, (_, conn) in workers.items():
+        for name, (proc, conn) in list(workers.items()):
             # Let the previous backend's thread pool (OpenMP spin-waits) go idle first.
             time.sleep(0.5)
-            conn.send(("run",))
-            kind, value = conn.recv()
+            kind, value = _ask(conn, args.timeout, ("run",))
             if kind == "error":
-                records[name]["error"] = value
+                _fail(records[name], proc, value)
+                del workers[name]
                 continue
             records[name]["times_s"].append(value)
     for name, (proc, conn) in workers.items():
-        conn.send(("stop",))
-        kind, value = conn.recv()
+        kind, value = _ask(conn, args.timeout, ("stop",))
         if kind == "memory":
             records[name].update(value)
+        else:
+            proc.kill()
         proc.join()
     out = []
     for name in backends:
@@ -345,7 +369,8 @@ def chart(result: dict[str, Any], path: Path) -> None:
     ax.set_yscale("log")
     env = result["environment"]
     ax.set_title(f"GAN train-step throughput, {env['device']}: {env.get('gpu', env['processor'])}")
-    ax.legend(fontsize=8)
+    if backends:
+        ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -367,6 +392,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="float32 matmul precision; 'default' lets GPUs use TF32")
     p.add_argument("--data-dir", default="data")
     p.add_argument("--json", help="write records here, and a .md table and .png chart beside it")
+    p.add_argument("--timeout", type=float, default=900,
+                   help="seconds a backend may take to compile and run its first step, or to "
+                        "finish one timed repeat, before it is recorded as failed")
     p.add_argument("--quick", action="store_true", help="tiny counts: checks that everything runs")
     p.add_argument("--parallel-start", action="store_true",
                    help="start all backends' workers at once (faster on many-core hosts; their "
@@ -385,8 +413,8 @@ def main(argv: list[str] | None = None) -> int:
         batches = [int(b) for b in args.batch_sizes.split(",")]
     except ValueError:
         p.error(f"--batch-sizes must be a comma list of integers, got {args.batch_sizes!r}")
-    if min(batches) <= 0 or args.steps <= 0 or args.repeats <= 0:
-        p.error("--batch-sizes, --steps and --repeats must be positive")
+    if min(batches) <= 0 or args.steps <= 0 or args.repeats <= 0 or args.timeout <= 0:
+        p.error("--batch-sizes, --steps, --repeats and --timeout must be positive")
     max_steps = MNIST_TRAIN // max(batches)
     if args.steps > max_steps:
         print(f"note: --steps lowered to {max_steps}, one epoch at batch {max(batches)}", file=sys.stderr)

@@ -43,3 +43,17 @@ def test_bad_backend_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as info:
         throughput.main(["--backends", "tensorflow"])
     assert info.value.code == 2 and "unknown backend" in capsys.readouterr().err
+
+
+def test_a_backend_that_hangs_is_recorded_as_failed(tmp_path):
+    # No backend can import its framework and compile within 10 ms: each must be
+    # reported as failed, with the reason, and the run must still write its table.
+    out = tmp_path / "bench.json"
+    code = throughput.main(["--device", "cpu", "--quick", "--batch-sizes", "64", "--timeout", "0.01",
+                            "--backends", "torch-eager,jax-scan", "--json", str(out)])
+    assert code == 1
+    records = json.loads(out.read_text())["records"]
+    assert [r["backend"] for r in records] == ["torch-eager", "jax-scan"]
+    for r in records:
+        assert "steps_per_s" not in r and r["error"].startswith("timed out")
+    assert out.with_suffix(".md").read_text().count("failed: timed out") == 2
