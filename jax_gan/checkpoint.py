@@ -59,6 +59,9 @@ class Checkpointer:
         try:
             meta = self.manager.restore(step, args=ocp.args.Composite(
                 meta=ocp.args.JsonRestore())).meta
+            # Runs saved before `dropout_masks` existed drew flax's threefry masks:
+            # keep drawing them, so a resumed run continues the same random stream.
+            meta["config"].setdefault("dropout_masks", "threefry")
             config = Config.from_dict(meta["config"])
             template = jax.eval_shape(lambda: create_train_state(config))
             tree = flax.serialization.to_state_dict(template)

@@ -142,3 +142,20 @@ def test_default_command_falls_back_offline_with_one_warning(tmp_path):
     assert result.returncode == 0, result.stderr
     warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 1 and "mnist-sample" in warnings[0]
+
+
+def test_runs_saved_before_dropout_masks_existed_resume_with_threefry(tmp_path):
+    code, whole = _run(tmp_path, "whole", "--epochs", "1", "--max-steps", "20", "--dropout-masks", "threefry")
+    assert code == 0
+    code, old = _run(tmp_path, "old", "--epochs", "1", "--max-steps", "10", "--dropout-masks", "threefry")
+    assert code == 0
+    # What an earlier version saved: the same checkpoint without the field.
+    for path in [old / "checkpoints" / "10" / "meta" / "metadata", old / "config.json"]:
+        saved = json.loads(path.read_text())
+        config = saved.get("config", saved)
+        del config["dropout_masks"]
+        path.write_text(json.dumps(saved))
+    assert checkpoint.load(old)[1].dropout_masks == "threefry"
+    code = jax_train.main(["--out-dir", str(old), "--resume", "--max-steps", "20", "--quiet"])
+    assert code == 0
+    assert _leaves_equal(checkpoint.load(old)[0], checkpoint.load(whole)[0])
