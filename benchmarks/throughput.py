@@ -117,14 +117,15 @@ def matmul_ceiling(device: str, threads: int, precision: str, n: int = 2048,
 def _matmul_worker(device: str, threads: int, precision: str, n: int,
                    batches: tuple[int, ...]) -> dict[str, Any]:
     configure_frameworks(device, threads, precision)
-    reps = 10 if device == "cpu" else 200
+    reps = 10 if device == "cpu" else 50
     jax_gflops, torch_gflops = _gemm_timers(device)
     out = {"jax_gflops": jax_gflops([(n, n, n)], reps), "torch_gflops": torch_gflops([(n, n, n)], reps),
            "step_gemms": {}}
     for batch in batches:
         shapes = step_gemms(Config(batch_size=batch))
-        # About a quarter of the big GEMM's work, however small the step.
-        step_reps = max(5, round(reps * gemm_flops([(n, n, n)]) / gemm_flops(shapes) / 4))
+        # About a quarter of the big GEMM's work, however small the step (at most
+        # 2,000 steps' worth: small GPU matmuls are launch-bound, not work-bound).
+        step_reps = min(2000, max(5, round(reps * gemm_flops([(n, n, n)]) / gemm_flops(shapes) / 4)))
         out["step_gemms"][str(batch)] = {"jax_gflops": jax_gflops(shapes, step_reps),
                                           "torch_gflops": torch_gflops(shapes, step_reps)}
     return out
@@ -281,6 +282,7 @@ def environment(device: str, threads: int, precision: str) -> dict[str, Any]:
         pass
     if device == "gpu":
         info["gpu"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "unknown"
+        info["jax_device"] = jax.devices()[0].device_kind
     return info
 
 
@@ -400,6 +402,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="start all backends' workers at once (faster on many-core hosts; their "
                         "first-step times then overlap)")
     args = p.parse_args(argv)
+    # Before anything touches a GPU: this process and every worker share it.
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     if args.device is None:
         args.device = "gpu" if _has_gpu() else "cpu"
     if args.quick:
@@ -420,9 +424,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"note: --steps lowered to {max_steps}, one epoch at batch {max(batches)}", file=sys.stderr)
         args.steps = max_steps
 
-    ceiling = matmul_ceiling(args.device, args.threads, args.precision, 256 if args.quick else 2048,
-                             batches)
-    ceiling["n"] = 256 if args.quick else 2048
+    # A GPU needs a bigger GEMM than a CPU to reach its peak.
+    n = 256 if args.quick else 2048 if args.device == "cpu" else 8192
+    ceiling = matmul_ceiling(args.device, args.threads, args.precision, n, batches)
+    ceiling["n"] = n
     records = []
     for batch in batches:
         print(f"batch {batch}:", file=sys.stderr)
