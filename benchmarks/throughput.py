@@ -195,7 +195,7 @@ def bench_batch(backends: list[str], batch: int, args, threads: int) -> list[dic
     """Times every backend at one batch size; one that fails or hangs is recorded as failed."""
     ctx = mp.get_context("spawn")
     workers, records = {}, {}
-    started = {}
+    started, first = {}, {}
     for name in backends:
         parent, child = ctx.Pipe()
         proc = ctx.Process(target=_worker, args=(child, name, batch, args.steps, args.device, threads,
@@ -204,10 +204,9 @@ def bench_batch(backends: list[str], batch: int, args, threads: int) -> list[dic
         proc.start()
         started[name] = (proc, parent)
         if not args.parallel_start:  # One at a time: first-step times are uncontended.
-            started[name] = (proc, parent, _ask(parent, args.timeout))
-    for name, entry in started.items():
-        proc, parent = entry[:2]
-        kind, value = entry[2] if len(entry) == 3 else _ask(parent, args.timeout)
+            first[name] = _ask(parent, args.timeout)
+    for name, (proc, parent) in started.items():
+        kind, value = first.get(name) or _ask(parent, args.timeout)
         records[name] = {"backend": name, "batch_size": batch, "times_s": []}
         if kind == "error":
             _fail(records[name], proc, value)
