@@ -19,13 +19,24 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import jax
+import jax.numpy as jnp
 import numpy as np
+import optax
 
-from jax_gan.cli import main_guard
-from jax_gan.config import Config
-from jax_gan.errors import CheckpointError, UserError
+from gan_core import rundir
+from gan_core.cli import add_debug_flag, main_guard
+from gan_core.config import Config
+from gan_core.errors import CheckpointError, UserError
+from gan_core.tutorial_checkpoint import LAYERS, check_payload, param_names
+from jax_gan import checkpoint
+from jax_gan.checkpoint import Checkpointer
+from jax_gan.train_step import TrainState
 
-LAYERS = (0, 3, 6)  # Linear layers in the tutorial's nn.Sequential.
+try:  # Only converting needs torch (`pip install jax-gan[torch]`); the mapping below does not.
+    import torch
+except ImportError:
+    torch = None
 
 
 def torch_to_params(state_dict: Mapping[str, Any], dtype: Any = np.float32) -> dict:
@@ -55,19 +66,11 @@ def _numpy(x: Any) -> np.ndarray:
     return x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
 
 
-def _param_names() -> list[str]:
-    """torch's parameter order, which indexes an optimizer's state_dict."""
-    return [f"model.{i}.{kind}" for i in LAYERS for kind in ("weight", "bias")]
-
-
 def torch_adam_to_optax(opt_state_dict: Mapping[str, Any], params: Any,
                         dtype: Any = np.float32) -> tuple:
     """A torch Adam state_dict to optax.adam's state for `params`."""
-    import jax.numpy as jnp
-    import optax
-
     state = opt_state_dict.get("state", {})
-    names = _param_names()
+    names = param_names()
     if not state:  # Adam before its first step.
         zeros = {n: np.zeros_like(v) for n, v in params_to_torch(params).items()}
         mu = nu = zeros
@@ -83,12 +86,10 @@ def torch_adam_to_optax(opt_state_dict: Mapping[str, Any], params: Any,
 
 def optax_to_torch_adam(opt_state: tuple, config: Config) -> dict[str, Any]:
     """optax.adam's state to a torch Adam state_dict (tensors)."""
-    import torch
-
     adam = opt_state[0]
     count = int(adam.count)
     mu, nu = params_to_torch(adam.mu), params_to_torch(adam.nu)
-    names = _param_names()
+    names = param_names()
     state = {}
     if count > 0:
         state = {i: {"step": torch.tensor(float(count)),
@@ -103,9 +104,6 @@ def optax_to_torch_adam(opt_state: tuple, config: Config) -> dict[str, Any]:
 
 
 def _as_jnp(tree: Any) -> Any:
-    import jax
-    import jax.numpy as jnp
-
     return jax.tree.map(jnp.asarray, tree)
 
 
@@ -114,11 +112,6 @@ def checkpoint_to_state(payload: Mapping[str, Any], config: Config, dtype: Any =
 
     `dtype=np.float64` (under `jax.enable_x64`) keeps a double-precision reference exact.
     """
-    import jax
-    import jax.numpy as jnp
-
-    from jax_gan.train_step import TrainState
-
     params_g = _as_jnp(torch_to_params(payload["model_G_state_dict"], dtype))
     params_d = _as_jnp(torch_to_params(payload["model_D_state_dict"], dtype))
     opt_g = torch_adam_to_optax(payload.get("optimizer_G_state_dict", {}), params_g, dtype)
@@ -131,8 +124,6 @@ def checkpoint_to_state(payload: Mapping[str, Any], config: Config, dtype: Any =
 
 def state_to_checkpoint(state: Any, config: Config, epoch: int) -> dict[str, Any]:
     """A jax_gan TrainState to the tutorial's checkpoint dict (torch tensors)."""
-    import torch
-
     tensors = lambda p: {k: torch.from_numpy(v.astype(np.float32))  # noqa: E731
                          for k, v in params_to_torch(p).items()}
     return {
@@ -146,16 +137,21 @@ def state_to_checkpoint(state: Any, config: Config, epoch: int) -> dict[str, Any
     }
 
 
-def import_torch_checkpoint(src: Path, out_dir: Path) -> int:
-    from jax_gan import cli
-    from jax_gan.checkpoint import Checkpointer
-    from torch_reference import checkpoint as torch_checkpoint
+def read_pth(src: Path) -> tuple[dict[str, Any], Config]:
+    """A tutorial-layout `.pth` and its config, checked against each other."""
+    try:
+        payload = torch.load(src, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - torch.load fails in many ways on a bad file.
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise CheckpointError(f"{src} is not a readable PyTorch checkpoint: {reason}") from e
+    return payload, check_payload(payload, str(src))
 
-    payload = torch_checkpoint.load(src)
-    config = torch_checkpoint.config_of(payload)
+
+def import_torch_checkpoint(src: Path, out_dir: Path) -> int:
+    payload, config = read_pth(src)
     state = checkpoint_to_state(payload, config)
-    out_dir = cli.prepare_out_dir(out_dir, resume=False, overwrite=False)
-    cli.save_config(out_dir, config, {"converted_from": str(src)})
+    out_dir = rundir.prepare_out_dir(out_dir, resume=False, overwrite=False)
+    rundir.save_config(out_dir, config, {"converted_from": str(src)})
     checkpointer = Checkpointer(out_dir / "checkpoints", keep=config.keep_checkpoints)
     try:
         checkpointer.save(state, {"config": config.to_dict(), "epoch": int(payload["epoch"]),
@@ -167,17 +163,13 @@ def import_torch_checkpoint(src: Path, out_dir: Path) -> int:
 
 
 def export_torch_checkpoint(src: Path, dest: Path) -> int:
-    import torch
-
-    from jax_gan import checkpoint
-
     state, config, meta = checkpoint.load(src)
     payload = state_to_checkpoint(state, config, int(meta.get("epoch", 0)))
     payload["dataset_used"] = meta.get("dataset_used")
     try:
         torch.save(payload, dest)
     except OSError as e:
-        raise UserError(f"cannot write {dest}: {e.strerror or e}") from None
+        raise UserError(f"cannot write {dest}: {e.strerror or e}") from e
     return int(state.step)
 
 
@@ -187,7 +179,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("src", help="a .pth from torch_reference.train, or a jax_gan run directory")
     p.add_argument("dest", help="a new jax_gan run directory, or a .pth file")
+    add_debug_flag(p)
     args = p.parse_args(argv)
+    if torch is None:
+        raise UserError("converting checkpoints needs PyTorch: pip install 'jax-gan[torch]'")
     src, dest = Path(args.src), Path(args.dest)
     if not src.exists():
         raise UserError(f"{src} does not exist")

@@ -11,32 +11,38 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from jax_gan.cli import main_guard
-from jax_gan.errors import UserError
-from jax_gan.sample import check_out, write_output
+import jax.numpy as jnp
+import numpy as np
+
+from gan_core.cli import add_debug_flag, add_scale_flag, check_out, main_guard
+from gan_core.errors import UserError
+from gan_core.images import write_images
+from gan_core.latent import interpolate, latent_points
+from jax_gan import checkpoint
+from jax_gan.train_step import generate
 
 
-@main_guard
-def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m jax_gan.interpolate", description=__doc__)
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m jax_gan.interpolate", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", required=True, help="run directory or checkpoint")
-    p.add_argument("--steps", type=int, default=10, help="images along the path, ends included")
-    p.add_argument("--seed", type=int, default=0, help="draws both endpoints")
+    p.add_argument("--steps", type=int, default=10, help="images along the path, ends included (default: 10)")
+    p.add_argument("--seed", type=int, default=0, help="draws both endpoints (default: 0)")
     p.add_argument("--from-seed", type=int, help="seed of the first endpoint (overrides --seed)")
     p.add_argument("--to-seed", type=int, help="seed of the second endpoint (overrides --seed)")
     p.add_argument("--slerp", action="store_true", help="spherical instead of linear")
     p.add_argument("--out", required=True, help=".png (a strip) or .npy (raw array)")
-    args = p.parse_args(argv)
+    add_scale_flag(p)
+    add_debug_flag(p)
+    return p
+
+
+@main_guard
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     if args.steps < 2:
         raise UserError(f"--steps must be at least 2, got {args.steps}")
-    out = check_out(args.out, args.steps)
-    import jax.numpy as jnp
-    import numpy as np
-
-    from jax_gan import checkpoint
-    from jax_gan.latent import interpolate, latent_points
-    from jax_gan.train_step import generate
-
+    out = check_out(args.out, args.steps, args.image_scale)
     state, config, _ = checkpoint.load(args.checkpoint)
     z0, z1 = latent_points(args.seed, 2, config.latent_dim)
     if args.from_seed is not None:
@@ -45,8 +51,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         z1 = latent_points(args.to_seed, 1, config.latent_dim)[0]
     path = interpolate(z0, z1, args.steps, slerp=args.slerp)
     images = np.asarray(generate(state.params_g, jnp.asarray(path), config))
+    write_images(out, images, strip=True, scale=args.image_scale)
     kind = "spherical" if args.slerp else "linear"
-    write_output(out, images, title=f"latent interpolation ({kind})")
     print(f"wrote a {args.steps}-step {kind} interpolation to {out}")
     return 0
 

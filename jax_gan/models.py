@@ -13,7 +13,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jax_gan.config import Config
+from gan_core.config import Config
 from jax_gan.dropout import Dropout
 
 

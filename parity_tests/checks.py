@@ -2,12 +2,14 @@
 
 A check returns `Check(name, measured, tolerance)`; the tests assert
 `measured <= tolerance` and `python -m parity_tests.report` prints them all.
-Everything runs in float32 on the CPU with JAX's matmul precision at "highest".
+Everything runs in float32 on the CPU with JAX's matmul precision at "highest",
+set for each check alone (`precise`), so importing this module changes nothing.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
 import jax
@@ -15,15 +17,15 @@ import jax.numpy as jnp
 import numpy as np
 import torch
 
-from jax_gan.config import DROPOUT_MASKS, Config
+from gan_core.config import DROPOUT_MASKS, Config
+from gan_core.data import load_dataset
 from jax_gan.convert import checkpoint_to_state, params_to_torch, state_to_checkpoint, torch_to_params
-from jax_gan.data import load_dataset
 from jax_gan.models import init_params, make_models
-from jax_gan.train_step import bce_with_logits, create_train_state, generate, train_step
+from jax_gan.train_step import bce_with_logits, create_train_state, generate, train_epoch, train_step
 from torch_reference import models as torch_models
 from torch_reference import train_step as torch_step
 
-jax.config.update("jax_default_matmul_precision", "highest")
+jit_train_step = jax.jit(train_step, static_argnames=("config", "dropout"))
 
 CONFIG = Config()
 PARAM_COUNTS = {
@@ -46,23 +48,34 @@ class Check:
         return bool(self.measured <= self.tolerance)
 
 
-def torch_pair(config: Config = CONFIG, seed: int = 0):
+def precise(check):
+    """Run `check` with JAX's float32 matmuls at full precision, as torch's are on a CPU."""
+
+    @functools.wraps(check)
+    def wrapper(*args, **kwargs):
+        with jax.default_matmul_precision("highest"):
+            return check(*args, **kwargs)
+
+    return wrapper
+
+
+def torch_pair(config: Config = CONFIG, seed: int = 0) -> torch_step.TrainState:
     """Reference models and optimizers from a torch seed."""
     return torch_step.create_train_state(config, "cpu", seed=seed)
 
 
-def jax_state_from_torch(models, optimizers, config: Config = CONFIG, dtype=np.float32):
+def jax_state_from_torch(tstate: torch_step.TrainState, config: Config = CONFIG, dtype=np.float32):
     """A jax_gan TrainState holding the reference's exact weights and Adam state."""
-    payload = {"model_G_state_dict": models[0].state_dict(),
-               "model_D_state_dict": models[1].state_dict(),
-               "optimizer_G_state_dict": optimizers[0].state_dict(),
-               "optimizer_D_state_dict": optimizers[1].state_dict(), "epoch": 0}
+    payload = {"model_G_state_dict": tstate.g.state_dict(),
+               "model_D_state_dict": tstate.d.state_dict(),
+               "optimizer_G_state_dict": tstate.opt_g.state_dict(),
+               "optimizer_D_state_dict": tstate.opt_d.state_dict(), "epoch": 0}
     return checkpoint_to_state(payload, config, dtype)
 
 
-def max_param_diff(state, models) -> float:
+def max_param_diff(state, tstate: torch_step.TrainState) -> float:
     diffs = []
-    for params, model in ((state.params_g, models[0]), (state.params_d, models[1])):
+    for params, model in ((state.params_g, tstate.g), (state.params_d, tstate.d)):
         theirs = params_to_torch(params)
         for name, tensor in model.state_dict().items():
             diffs.append(np.abs(theirs[name] - tensor.numpy()).max())
@@ -83,6 +96,7 @@ def latents(num: int, batch: int, seed: int = 1) -> np.ndarray:
 
 
 # 1. Shapes and parameter counts.
+@precise
 def check_shapes() -> Check:
     mismatches = 0
     tg, td = torch_models.make_models(CONFIG)
@@ -109,6 +123,7 @@ def check_shapes() -> Check:
 
 
 # 2. Initialization: same per-layer bounds and moments as torch.nn.Linear.
+@precise
 def check_init(seeds: int = 4) -> Check:
     """Largest z-score of a layer's weight std against the uniform's, in either framework.
 
@@ -119,7 +134,8 @@ def check_init(seeds: int = 4) -> Check:
     worst = 0.0
     for seed in range(seeds):
         params_g, params_d = init_params(CONFIG, jax.random.PRNGKey(seed))
-        tg, td = torch_pair(seed=seed)[0]
+        tstate = torch_pair(seed=seed)
+        tg, td = tstate.g, tstate.d
         sets = [params_to_torch(params_g), params_to_torch(params_d),
                 {k: v.numpy() for k, v in tg.state_dict().items()},
                 {k: v.numpy() for k, v in td.state_dict().items()}]
@@ -137,28 +153,31 @@ def check_init(seeds: int = 4) -> Check:
 
 
 # 3. Forward pass, dropout off, same weights.
+@precise
 def check_forward_generator() -> Check:
-    models, opts = torch_pair()
-    state = jax_state_from_torch(models, opts)
+    tstate = torch_pair()
+    state = jax_state_from_torch(tstate)
     z = latents(1, 64)[0]
     jimg = np.asarray(generate(state.params_g, z, CONFIG))[..., 0]
-    timg = torch_step.generate(models[0], torch.from_numpy(z)).numpy()[:, 0]
+    timg = torch_step.generate(tstate.g, torch.from_numpy(z)).numpy()[:, 0]
     return Check("forward: G images (max abs diff)", float(np.abs(jimg - timg).max()), 1e-5)
 
 
+@precise
 def check_forward_discriminator() -> Check:
-    models, opts = torch_pair()
-    state = jax_state_from_torch(models, opts)
+    tstate = torch_pair()
+    state = jax_state_from_torch(tstate)
     x = real_batches(1, 64)[0]
     _, d = make_models(CONFIG)
     jprob = np.asarray(jax.nn.sigmoid(d.apply({"params": state.params_d}, x[..., None], train=False)))
-    models[1].eval()
+    tstate.d.eval()
     with torch.no_grad():
-        tprob = models[1](torch.from_numpy(x)[:, None]).numpy()
+        tprob = tstate.d(torch.from_numpy(x)[:, None]).numpy()
     return Check("forward: D probabilities (max abs diff)", float(np.abs(jprob - tprob).max()), 1e-5)
 
 
 # 4. Loss.
+@precise
 def check_loss() -> Check:
     logits = np.random.default_rng(0).uniform(-8, 8, (1000, 1)).astype(np.float32)
     worst = 0.0
@@ -203,8 +222,8 @@ def _jax_grads(state, real, z):
     return params_to_torch(grads_g), params_to_torch(jax.grad(loss_d)(state.params_d))
 
 
-def _torch_grads(models, real, z):
-    g, d = models
+def _torch_grads(tstate, real, z):
+    g, d = tstate.g, tstate.d
     g.eval()
     d.eval()
     bce = torch.nn.BCELoss()
@@ -222,13 +241,14 @@ def _torch_grads(models, real, z):
     return grads_g, grads_d
 
 
+@precise
 def check_gradients() -> Check:
     """Largest |g_jax - g_torch| / ||g_torch|| over every parameter tensor of G's and D's loss."""
-    models, opts = torch_pair()
-    state = jax_state_from_torch(models, opts)
+    tstate = torch_pair()
+    state = jax_state_from_torch(tstate)
     real, z = real_batches(1, 64)[0], latents(1, 64)[0]
     worst = 0.0
-    for jg, tg in zip(_jax_grads(state, real, z), _torch_grads(models, real, z), strict=True):
+    for jg, tg in zip(_jax_grads(state, real, z), _torch_grads(tstate, real, z), strict=True):
         for name in tg:
             worst = max(worst, np.abs(jg[name] - tg[name]).max() / np.linalg.norm(tg[name]))
     return Check("gradients of loss_G and loss_D (max diff / norm)", float(worst), 1e-5)
@@ -244,24 +264,26 @@ def run_both(steps: int, config: Config = CONFIG, seed: int = 0, float64: bool =
     """
     dtype = np.float64 if float64 else np.float32
     with jax.enable_x64(float64):
-        models, opts = torch_pair(config, seed)
+        tstate = torch_pair(config, seed)
         if float64:
-            models = tuple(m.double() for m in models)
-            opts = torch_step.make_optimizers(models, config)
-        state = jax_state_from_torch(models, opts, config, dtype)
+            tstate.g, tstate.d = tstate.g.double(), tstate.d.double()
+            tstate.opt_g = torch_step.make_optimizer(tstate.g, config)
+            tstate.opt_d = torch_step.make_optimizer(tstate.d, config)
+        state = jax_state_from_torch(tstate, config, dtype)
         reals = real_batches(steps, config.batch_size, seed).astype(dtype)
         zs = latents(steps, config.batch_size, seed + 1).astype(dtype)
         jl, tl, drift = [], [], []
         for real, z in zip(reals, zs, strict=True):
-            state, m = train_step(state, real, config=config, z=z, dropout=False)
-            t = torch_step.train_step(models, opts, torch.from_numpy(real)[:, None],
-                                      torch.from_numpy(z), dropout=False)
+            state, m = jit_train_step(state, real, config=config, z=z, dropout=False)
+            tstate, t = torch_step.train_step(tstate, torch.from_numpy(real)[:, None], config,
+                                              torch.from_numpy(z), dropout=False)
             jl.append((float(m["loss_g"]), float(m["loss_d"])))
             tl.append((float(t["loss_g"]), float(t["loss_d"])))
-            drift.append(max_param_diff(state, models))
+            drift.append(max_param_diff(state, tstate))
     return np.array(jl), np.array(tl), np.array(drift)
 
 
+@precise
 def check_one_adam_step() -> Check:
     """Adam's first update is lr * g / (|g| + eps), about lr * sign(g): for the few weights
     whose gradient is near eps, float32 rounding in g moves it by a fraction of lr (2e-4)."""
@@ -270,6 +292,7 @@ def check_one_adam_step() -> Check:
                  "5% of one Adam step (lr 2e-4)")
 
 
+@precise
 def check_trajectory(steps: int = 100, float64: bool = True) -> tuple[Check, Check]:
     """Both trainers for `steps` steps from the same start on the same batches.
 
@@ -313,6 +336,7 @@ def dropout_stats(n: int = 400_000, rate: float = 0.1) -> dict[str, tuple[float,
     return {name: (float((y == 0).mean()), float(y[y != 0].mean())) for name, y in ys.items()}
 
 
+@precise
 def check_dropout(rate: float = 0.1, n: int = 400_000) -> Check:
     """Largest z-score of the dropped fraction against `rate`, plus scale errors (must be 0)."""
     se = math.sqrt(rate * (1 - rate) / n)
@@ -325,6 +349,7 @@ def check_dropout(rate: float = 0.1, n: int = 400_000) -> Check:
                  f"{n:,} activations, survivors scaled by 1/0.9 in all three")
 
 
+@precise
 def check_dropout_eval() -> Check:
     from jax_gan.dropout import Dropout
 
@@ -336,42 +361,44 @@ def check_dropout_eval() -> Check:
 
 
 # 10. Checkpoint round trip.
+@precise
 def check_checkpoint_round_trip() -> Check:
     """torch checkpoint -> JAX state -> torch checkpoint: the same generator outputs, exactly."""
-    models, opts = torch_pair(seed=3)
+    tstate = torch_pair(seed=3)
     reals, zs = real_batches(3, 64), latents(3, 64)
     for real, z in zip(reals, zs, strict=True):  # Non-trivial Adam state.
-        torch_step.train_step(models, opts, torch.from_numpy(real)[:, None], torch.from_numpy(z))
-    state = jax_state_from_torch(models, opts)
+        torch_step.train_step(tstate, torch.from_numpy(real)[:, None], CONFIG, torch.from_numpy(z))
+    state = jax_state_from_torch(tstate)
     back = state_to_checkpoint(state, CONFIG, epoch=0)
     g2, _ = torch_models.make_models(CONFIG)
     g2.load_state_dict(back["model_G_state_dict"])
     z = torch.from_numpy(latents(1, 64, seed=7)[0])
-    diff = (torch_step.generate(models[0], z) - torch_step.generate(g2, z)).abs().max().item()
+    diff = (torch_step.generate(tstate.g, z) - torch_step.generate(g2, z)).abs().max().item()
     opt_diff = max((a["exp_avg_sq"] - b["exp_avg_sq"]).abs().max().item() for a, b in zip(
-        opts[0].state_dict()["state"].values(), back["optimizer_G_state_dict"]["state"].values(),
+        tstate.opt_g.state_dict()["state"].values(), back["optimizer_G_state_dict"]["state"].values(),
         strict=True))
     return Check("checkpoint torch -> JAX -> torch: G outputs and Adam state (max abs diff)",
                  max(diff, opt_diff), 0.0)
 
 
+@precise
 def check_weights_round_trip() -> Check:
-    models, _ = torch_pair()
-    sd = {k: v.numpy() for k, v in models[0].state_dict().items()}
+    sd = {k: v.numpy() for k, v in torch_pair().g.state_dict().items()}
     back = params_to_torch(torch_to_params(sd))
     return Check("state_dict -> params -> state_dict (max abs diff)",
                  float(max(np.abs(back[k] - sd[k]).max() for k in sd)), 0.0)
 
 
 # 8. Data: the torchvision path and the shared data layer give identical arrays.
+@precise
 def check_data(data_dir) -> Check:
-    """Same MNIST files read by torchvision (ToTensor + Normalize) and by jax_gan.data."""
+    """Same MNIST files read by torchvision (ToTensor + Normalize) and by gan_core.data."""
     import torchvision
     from torchvision import transforms
 
     worst = 0.0
     for seed_norm in (False, True):
-        ours = load_dataset("mnist", data_dir, seed_normalization=seed_norm, allow_download=False).images
+        ours = load_dataset("mnist", data_dir, tutorial_normalization=seed_norm, allow_download=False).images
         mean, std = (0.0, 1.0) if seed_norm else (0.5, 0.5)
         tv = torchvision.datasets.MNIST(str(data_dir), train=True, transform=transforms.Compose(
             [transforms.ToTensor(), transforms.Normalize(mean, std)]))
@@ -379,15 +406,13 @@ def check_data(data_dir) -> Check:
         worst = max(worst, float(np.abs(ours - theirs).max()))
         low, high = (0.0, 1.0) if seed_norm else (-1.0, 1.0)
         if ours.min() < low or ours.max() > high:
-            return Check("data: torchvision vs jax_gan.data (max abs diff)", math.inf, 0.0)
-    return Check("data: torchvision vs jax_gan.data (max abs diff)", worst, 0.0,
+            return Check("data: torchvision vs gan_core.data (max abs diff)", math.inf, 0.0)
+    return Check("data: torchvision vs gan_core.data (max abs diff)", worst, 0.0,
                  "both normalizations: [-1, 1] and the tutorial's [0, 1]")
 
 
 # 9. Behaviour: independent inits, real training, compared in distribution.
 def train_jax(seed: int, steps: int, config: Config = CONFIG) -> dict[str, np.ndarray]:
-    from jax_gan.train_step import train_epoch
-
     config = dataclasses.replace(config, seed=seed)
     images = jnp.asarray(load_dataset("mnist-sample").images)
     per_epoch = config.steps_per_epoch(len(images))
@@ -400,22 +425,19 @@ def train_jax(seed: int, steps: int, config: Config = CONFIG) -> dict[str, np.nd
 
 
 def train_torch(seed: int, steps: int, config: Config = CONFIG) -> dict[str, np.ndarray]:
-    from torch_reference.train import tensor_batches
-
     config = dataclasses.replace(config, seed=seed)
     images = torch.from_numpy(load_dataset("mnist-sample").images)[:, None]
-    models, opts = torch_pair(config, seed)
-    out, epoch = [], 0
-    while len(out) < steps:
-        for real in tensor_batches(images, config, epoch, 0):
-            if len(out) == steps:
-                break
-            z = torch.randn(real.size(0), config.latent_dim)
-            out.append(torch_step.train_step(models, opts, real, z))
-        epoch += 1
-    return {k: torch.stack([m[k] for m in out]).numpy() for k in out[0]}
+    tstate = torch_pair(config, seed)
+    per_epoch = config.steps_per_epoch(len(images))
+    out = []
+    while tstate.step < steps:
+        stop = min(per_epoch, steps - tstate.step)
+        tstate, metrics, _, _ = torch_step.train_epoch(tstate, images, None, config, start=0, stop=stop)
+        out.append(metrics)
+    return {k: torch.cat([m[k] for m in out]).numpy() for k in out[0]}
 
 
+@precise
 def check_behaviour(seeds: int = 4, steps: int = 400, last: int = 100) -> list[Check]:
     """Per metric: |mean over seeds (JAX) - mean over seeds (torch)| / seed-to-seed std.
 

@@ -29,6 +29,7 @@ def _error(capsys):
     (["--epochs", "0"], "--epochs must be positive"),
     (["--max-steps", "-5"], "--max-steps must be positive"),
     (["--batch-size", "6000"], "larger than mnist-sample"),
+    (["--batch-size", "1", "--epochs", "1000000"], "a run counts at most 2,147,483,647"),
 ])
 def test_bad_values(main, flags, message, tmp_path, capsys):
     code = main(["--dataset", "mnist-sample", "--out-dir", str(tmp_path / "run"), *flags])

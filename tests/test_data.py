@@ -3,8 +3,8 @@ import gzip
 import numpy as np
 import pytest
 
-from jax_gan import data
-from jax_gan.errors import DataError, DownloadError
+from gan_core import data
+from gan_core.errors import DataError, DownloadError
 from tests.helpers import fake_digits, idx_bytes, write_idx_split
 
 
@@ -74,9 +74,9 @@ def test_mnist_in_torchvision_layout(tmp_path):
     assert ds.name == "mnist" and ds.images.shape == (12, 28, 28) and ds.images.dtype == np.float32
     assert ds.images.min() >= -1 and ds.images.max() <= 1
     np.testing.assert_array_equal(ds.images, images.astype(np.float32) / 255 * 2 - 1)
-    seed = data.load_dataset("mnist", tmp_path, allow_download=False, seed_normalization=True)
-    assert seed.images.min() >= 0 and seed.images.max() <= 1
-    np.testing.assert_allclose(seed.images, images / 255.0, rtol=0, atol=1e-7)
+    tutorial = data.load_dataset("mnist", tmp_path, allow_download=False, tutorial_normalization=True)
+    assert tutorial.images.min() >= 0 and tutorial.images.max() <= 1
+    np.testing.assert_allclose(tutorial.images, images / 255.0, rtol=0, atol=1e-7)
 
 
 def test_mnist_sample_is_real_balanced_digits():

@@ -3,8 +3,8 @@ import gzip
 import numpy as np
 import pytest
 
-from jax_gan import data, download
-from jax_gan.errors import DownloadError
+from gan_core import data, download
+from gan_core.errors import DownloadError
 from tests.helpers import FileServer, fake_digits, idx_bytes, md5
 
 

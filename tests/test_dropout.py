@@ -75,7 +75,7 @@ def test_masks_from_different_keys_and_neighbouring_elements_are_uncorrelated():
 
 
 def test_every_layer_and_step_draws_a_fresh_mask():
-    from jax_gan.config import Config
+    from gan_core.config import Config
     from jax_gan.models import make_models
 
     g, _ = make_models(Config())

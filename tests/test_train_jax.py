@@ -102,7 +102,7 @@ def test_threefry_dropout_masks_train_a_different_but_finite_run(run_100, tmp_pa
 
 
 def test_nonfinite_loss_stops_and_keeps_last_checkpoint(tmp_path, capsys):
-    code, out = _run(tmp_path, "nan", "--epochs", "1", "--lr", "inf")
+    code, out = _run(tmp_path, "nan", "--epochs", "1", "--lr", "1e30")
     assert code == 3
     err = capsys.readouterr().err
     assert "non-finite loss at step" in err
@@ -159,3 +159,29 @@ def test_runs_saved_before_dropout_masks_existed_resume_with_threefry(tmp_path):
     code = jax_train.main(["--out-dir", str(old), "--resume", "--max-steps", "20", "--quiet"])
     assert code == 0
     assert _leaves_equal(checkpoint.load(old)[0], checkpoint.load(whole)[0])
+
+
+def test_library_entry_point_trains_like_the_command(run_100, tmp_path):
+    from gan_core.config import Config
+    from jax_gan.train import train
+
+    config = Config(dataset="mnist-sample", epochs=2, max_steps=100, sample_every=40)
+    assert train(config, tmp_path / "lib") == 0
+    assert _metrics(tmp_path / "lib") == _metrics(run_100)
+
+
+def test_pictures_are_upscaled_and_progress_is_animated(run_100):
+    from PIL import Image
+
+    grid = 5 * (28 + 2) + 2  # torchvision's make_grid layout: 2-pixel gaps.
+    for path in [run_100 / "samples.png", *(run_100 / "samples").iterdir()]:
+        assert Image.open(path).size == (4 * grid, 4 * grid), path
+    assert Image.open(run_100 / "interpolation.png").size == (4 * (10 * 30 + 2), 4 * 32)
+    gif = Image.open(run_100 / "progress.gif")
+    assert gif.n_frames == 3 and gif.size == (2 * grid, 2 * grid)
+
+
+def test_nonfinite_stop_logs_the_good_steps(tmp_path):
+    code, out = _run(tmp_path, "nan", "--epochs", "1", "--lr", "1e30", "--log-every", "1")
+    assert code == 3
+    assert [r["step"] for r in _metrics(out)] == [0]

@@ -7,8 +7,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from gan_core.tutorial_checkpoint import TUTORIAL_KEYS  # noqa: E402
 from tests.helpers import fake_digits, write_idx_split  # noqa: E402
-from torch_reference import checkpoint  # noqa: E402
 from torch_reference import sample as torch_sample  # noqa: E402
 from torch_reference import train as torch_train  # noqa: E402
 
@@ -32,7 +32,7 @@ def test_smoke_run(run_30):
     assert records[-1]["step"] == 29
     assert list((run_30 / "samples").glob("*.png"))
     payload = torch.load(run_30 / "checkpoint.pth", weights_only=True)
-    assert set(checkpoint.SEED_KEYS) <= set(payload) and payload["step"] == 30
+    assert set(TUTORIAL_KEYS) <= set(payload) and payload["step"] == 30
     for name in ("losses.png", "interpolation.png", "samples.png"):
         assert (run_30 / name).stat().st_size > 0
 
@@ -53,12 +53,31 @@ def test_sample_npy(run_30, tmp_path):
     assert images.min() >= -1 and images.max() <= 1
 
 
-def test_seed_loader_reads_the_same_files(tmp_path):
+def test_tutorial_loader_reads_the_same_files(tmp_path):
     images, labels = fake_digits(130)
     for split in ("train", "test"):  # torchvision wants all four files.
         write_idx_split(tmp_path / "data" / "MNIST" / "raw", images, labels, split, gz=False)
     out = tmp_path / "run"
-    code = torch_train.main(["--loader", "seed", "--data-dir", str(tmp_path / "data"),
+    code = torch_train.main(["--loader", "tutorial", "--data-dir", str(tmp_path / "data"),
                              "--epochs", "2", "--out-dir", str(out), "--quiet", "--no-download"])
     assert code == 0
     assert [r["step"] for r in _metrics(out)][-1] == 5  # 3 steps per epoch: 64 + 64 + 2.
+
+
+def test_library_entry_point(tmp_path):
+    from gan_core.config import Config
+
+    config = Config(dataset="mnist-sample", epochs=1, max_steps=12, image_scale=1)
+    assert torch_train.train(config, tmp_path / "lib") == 0
+    assert _metrics(tmp_path / "lib")[-1]["step"] == 11
+    assert (tmp_path / "lib" / "progress.gif").stat().st_size > 0
+
+
+def test_nonfinite_loss_exits_3_like_jax(tmp_path, capsys):
+    out = tmp_path / "nan"
+    code = torch_train.main(["--dataset", "mnist-sample", "--epochs", "1", "--lr", "1e30", "--log-every", "1",
+                             "--out-dir", str(out), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 3 and "non-finite loss at step 1" in err and "Traceback" not in err
+    assert [r["step"] for r in _metrics(out)] == [0]
+    assert not (out / "checkpoint.pth").exists()

@@ -1,6 +1,8 @@
 """The tutorial's checkpoint: its five keys, plus what a resume needs.
 
-Written to a temporary file and renamed, so a crash never leaves half a file.
+Mirrors jax_gan/checkpoint.py: a `Checkpointer` that saves and restores a
+run's state with its metadata. One `.pth` file per run, written to a
+temporary file and renamed, so a crash never leaves half a file.
 """
 
 from __future__ import annotations
@@ -14,34 +16,22 @@ from typing import Any
 
 import torch
 
-from jax_gan.config import Config
-from jax_gan.errors import CheckpointError
-
-SEED_KEYS = ("epoch", "model_G_state_dict", "model_D_state_dict",
-             "optimizer_G_state_dict", "optimizer_D_state_dict")
-FILENAME = "checkpoint.pth"
+from gan_core.errors import CheckpointError
+from gan_core.tutorial_checkpoint import FILENAME, check_payload, checkpoint_path
+from torch_reference.train_step import TrainState, create_train_state
 
 
-def checkpoint_path(path: str | Path) -> Path:
-    """Accept a run directory or the .pth file itself."""
-    path = Path(path)
-    return path / FILENAME if path.is_dir() else path
-
-
-def save(path: Path, models, optimizers, *, epoch: int, step: int, config: Config,
-         extra: dict[str, Any] | None = None) -> None:
-    g, d = models
-    opt_g, opt_d = optimizers
+def save(path: Path, state: TrainState, meta: dict[str, Any]) -> None:
+    """The tutorial's five keys, then `step`, the run's metadata and torch's RNG state."""
     payload = {
-        "epoch": epoch,
-        "model_G_state_dict": g.state_dict(),
-        "model_D_state_dict": d.state_dict(),
-        "optimizer_G_state_dict": opt_g.state_dict(),
-        "optimizer_D_state_dict": opt_d.state_dict(),
-        "step": step,
-        "config": config.to_dict(),
+        "epoch": meta.get("epoch", 0),
+        "model_G_state_dict": state.g.state_dict(),
+        "model_D_state_dict": state.d.state_dict(),
+        "optimizer_G_state_dict": state.opt_g.state_dict(),
+        "optimizer_D_state_dict": state.opt_d.state_dict(),
+        "step": state.step,
+        **meta,
         "torch_rng_state": torch.get_rng_state(),
-        **(extra or {}),
     }
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     os.close(fd)
@@ -54,7 +44,7 @@ def save(path: Path, models, optimizers, *, epoch: int, step: int, config: Confi
 
 
 def load(path: str | Path, device: torch.device | str = "cpu") -> dict[str, Any]:
-    """A checkpoint dict, checked for the tutorial's keys."""
+    """A checkpoint dict, checked for the tutorial's keys and its config's shapes."""
     path = checkpoint_path(path)
     if not path.exists():
         raise CheckpointError(f"checkpoint {path} does not exist")
@@ -63,11 +53,49 @@ def load(path: str | Path, device: torch.device | str = "cpu") -> dict[str, Any]
     except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile,
             ValueError) as e:
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint: {reason}") from None
-    if not isinstance(payload, dict) or not all(k in payload for k in SEED_KEYS[1:3]):
-        raise CheckpointError(f"{path} lacks the generator/discriminator state dicts")
+        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint: {reason}") from e
+    check_payload(payload, str(path))
     return payload
 
 
-def config_of(payload: dict[str, Any]) -> Config:
-    return Config.from_dict(payload.get("config", {}))
+def restore_state(payload: dict[str, Any], device: torch.device | str = "cpu") -> TrainState:
+    """A TrainState holding a checkpoint's weights, Adam states and step."""
+    config = check_payload(payload, "checkpoint")
+    state = create_train_state(config, device)
+    state.g.load_state_dict(payload["model_G_state_dict"])
+    state.d.load_state_dict(payload["model_D_state_dict"])
+    state.opt_g.load_state_dict(payload["optimizer_G_state_dict"])
+    state.opt_d.load_state_dict(payload["optimizer_D_state_dict"])
+    state.step = int(payload["step"])
+    return state
+
+
+class Checkpointer:
+    """The run's `checkpoint.pth`: saved over at each checkpoint, as the tutorial did."""
+
+    def __init__(self, out_dir: str | Path, device: torch.device | str = "cpu"):
+        self.path = Path(out_dir) / FILENAME
+        self.device = device
+
+    def save(self, state: TrainState, meta: dict[str, Any]) -> None:
+        save(self.path, state, meta)
+
+    def restore_meta(self) -> dict[str, Any]:
+        return self._meta(load(self.path, self.device))
+
+    def restore(self) -> tuple[TrainState, dict[str, Any]]:
+        payload = load(self.path, self.device)
+        meta = self._meta(payload)
+        state = restore_state(payload, self.device)
+        torch.set_rng_state(payload["torch_rng_state"].cpu())
+        return state, meta
+
+    def _meta(self, payload: dict[str, Any]) -> dict[str, Any]:
+        if not all(k in payload for k in ("config", "step", "torch_rng_state")):
+            raise CheckpointError(f"{self.path} has no config, step and RNG state (the tutorial's "
+                                  "own checkpoints have none); cannot resume it")
+        return {k: v for k, v in payload.items()
+                if not k.endswith("state_dict") and k != "torch_rng_state"}
+
+    def close(self) -> None:
+        pass

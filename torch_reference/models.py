@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from jax_gan.config import Config
+from gan_core.config import Config
 
 
 class Generator(nn.Module):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from jax_gan.errors import DownloadError
+from gan_core.errors import DownloadError
 
 # torchvision.datasets.MNIST / FashionMNIST: mirrors and MD5s of the gzipped files.
 MIRRORS = {

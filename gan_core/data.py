@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from jax_gan import download
-from jax_gan.errors import DataError, DownloadError
+from gan_core import download
+from gan_core.errors import DataError, DownloadError
 
 IMAGES_MAGIC = 2051
 LABELS_MAGIC = 2049
@@ -40,7 +40,7 @@ SAMPLE_HINT = (
 
 @dataclasses.dataclass(frozen=True)
 class Dataset:
-    images: np.ndarray  # float32, (N, 28, 28), in [-1, 1] (or [0, 1] under seed normalization)
+    images: np.ndarray  # float32, (N, 28, 28), in [-1, 1] (or [0, 1] under the tutorial's normalization)
     labels: np.ndarray  # uint8, (N,)
     name: str  # The dataset actually loaded (after any fallback).
     source: str  # Where the bytes came from.
@@ -148,16 +148,16 @@ def read_mnist_sample() -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
-def normalize(images: np.ndarray, seed_normalization: bool = False) -> np.ndarray:
+def normalize(images: np.ndarray, tutorial_normalization: bool = False) -> np.ndarray:
     """uint8 pixels to float32 in [-1, 1], the generator's tanh range.
 
     Written as torchvision's ToTensor then Normalize(0.5, 0.5), in float32, so the
     reference's torchvision path produces bit-identical values. The tutorial's
     Normalize(mean=0, std=1) is a no-op that leaves real images in [0, 1] while
-    fakes lie in [-1, 1]; `seed_normalization=True` keeps that behaviour.
+    fakes lie in [-1, 1]; `tutorial_normalization=True` keeps that behaviour.
     """
     x = images.astype(np.float32) / np.float32(255)
-    if seed_normalization:
+    if tutorial_normalization:
         return x
     return (x - np.float32(0.5)) / np.float32(0.5)
 
@@ -210,7 +210,7 @@ def load_dataset(
     data_dir: str | os.PathLike = "data",
     split: str = "train",
     *,
-    seed_normalization: bool = False,
+    tutorial_normalization: bool = False,
     allow_download: bool = True,
     opener: Callable | None = None,
     warn: Callable[[str], None] | None = None,
@@ -219,7 +219,7 @@ def load_dataset(
     images, labels, used, source = load_arrays(
         name, data_dir, split, allow_download=allow_download, opener=opener, warn=warn
     )
-    return Dataset(normalize(images, seed_normalization), np.asarray(labels), used, source)
+    return Dataset(normalize(images, tutorial_normalization), np.asarray(labels), used, source)
 
 
 def _first_line(error: Exception) -> str:

@@ -1,0 +1,127 @@
+"""Pictures of a run: sample grids, the loss curves, the interpolation strip, progress.gif.
+
+NumPy, Pillow and matplotlib only, so both frameworks write identical files.
+`make_grid` lays images out as `torchvision.utils.make_grid(x, nrow=5,
+normalize=True)` does; saved pictures are then enlarged by an integer factor
+with nearest-neighbour sampling, so every pixel stays a sharp square.
+Figures use matplotlib's object API (no pyplot), which needs no GUI backend
+and changes no global state.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+from PIL import Image
+
+from gan_core.errors import UserError
+
+
+def as_nhw(images: np.ndarray) -> np.ndarray:
+    """Drop the single channel of NHWC (JAX) or NCHW (torch) images: (N, H, W) float32."""
+    x = np.asarray(images, dtype=np.float32)
+    if x.ndim == 4 and x.shape[-1] == 1:
+        x = x[..., 0]
+    elif x.ndim == 4 and x.shape[1] == 1:
+        x = x[:, 0]
+    if x.ndim != 3:
+        raise ValueError(f"expected (N, H, W) images with at most one channel, got {x.shape}")
+    return x
+
+
+def make_grid(images: np.ndarray, nrow: int = 5, padding: int = 2,
+              normalize: bool = True) -> np.ndarray:
+    """(N, H, W) floats to an (H', W', 3) uint8 grid, laid out like torchvision's make_grid."""
+    x = as_nhw(images)
+    if normalize:  # Min-max over the whole batch, as make_grid(normalize=True).
+        low, high = float(x.min()), float(x.max())
+        x = (np.clip(x, low, high) - np.float32(low)) * np.float32(1.0 / max(high - low, 1e-5))
+    n, h, w = x.shape
+    cols = min(nrow, n)
+    rows = math.ceil(n / cols)
+    grid = np.zeros((rows * (h + padding) + padding, cols * (w + padding) + padding), np.float32)
+    for i in range(n):
+        r, c = divmod(i, cols)
+        top, left = r * (h + padding) + padding, c * (w + padding) + padding
+        grid[top : top + h, left : left + w] = x[i]
+    pixels = np.clip(grid * np.float32(255) + np.float32(0.5), 0, 255).astype(np.uint8)
+    return np.repeat(pixels[..., None], 3, axis=-1)
+
+
+def upscale(pixels: np.ndarray, scale: int) -> Image.Image:
+    """A uint8 (H, W[, 3]) array as an image `scale` times larger, each pixel a sharp square."""
+    image = Image.fromarray(pixels)
+    if scale == 1:
+        return image
+    return image.resize((image.width * scale, image.height * scale), Image.Resampling.NEAREST)
+
+
+def save_grid(path: str | os.PathLike, images: np.ndarray, nrow: int = 5, scale: int = 1) -> None:
+    upscale(make_grid(images, nrow=nrow), scale).save(path)
+
+
+def save_strip(path: str | os.PathLike, images: np.ndarray, scale: int = 1) -> None:
+    """A row of images (the tutorial's latent interpolation figure), normalized together."""
+    save_grid(path, images, nrow=len(images), scale=scale)
+
+
+def save_progress_gif(path: str | os.PathLike, frames: Sequence[str | os.PathLike], side: int,
+                      max_frames: int = 60, levels: int = 32, frame_ms: int = 150,
+                      hold_ms: int = 2000) -> int:
+    """The sample grids over training as one animation; returns the number of frames used.
+
+    Long runs save hundreds of grids, and noisy grey pixels compress badly in a
+    GIF: so an even subset of at most `max_frames` (always the first and the
+    last), each `side` pixels square and quantized to `levels` grey levels,
+    keeps the file to a few MB. The last frame is held.
+    """
+    if not frames:
+        return 0
+    picks = np.unique(np.linspace(0, len(frames) - 1, min(max_frames, len(frames))).round().astype(int))
+    lut = [(v * levels // 256) * 255 // (levels - 1) for v in range(256)]
+    images = [Image.open(frames[i]).convert("L").resize((side, side), Image.Resampling.NEAREST).point(lut)
+              for i in picks]
+    durations = [frame_ms] * (len(images) - 1) + [hold_ms]
+    images[0].save(path, save_all=True, append_images=images[1:], duration=durations, loop=0)
+    return len(images)
+
+
+def save_losses(path: str | os.PathLike, records: Sequence[dict[str, Any]], title: str) -> None:
+    """Loss curves from metrics.jsonl records."""
+    fig = Figure(figsize=(8, 4))
+    ax = fig.subplots()
+    steps = [r["step"] for r in records]
+    ax.plot(steps, [r["loss_g"] for r in records], label="loss_G", lw=0.8)
+    ax.plot(steps, [r["loss_d"] for r in records], label="loss_D", lw=0.8)
+    ax.set_xlabel("step")
+    ax.set_ylabel("BCE loss")
+    ax.set_title(title)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def save_images(path: str | os.PathLike, images: np.ndarray, scale: int = 1) -> None:
+    """`.npy`: the raw float32 (N, 28, 28) array; `.png`: a grid."""
+    images = as_nhw(images)
+    if str(path).endswith(".npy"):
+        np.save(path, images)
+    else:
+        save_grid(path, images, nrow=max(1, math.isqrt(len(images) - 1) + 1), scale=scale)
+
+
+def write_images(out: str | os.PathLike, images: np.ndarray, *, strip: bool = False, scale: int = 1) -> None:
+    """A command's output: `.npy` the raw (N, 28, 28) array; `.png` a grid, or a one-row strip."""
+    try:
+        if strip and str(out).endswith(".png"):
+            save_strip(out, images, scale=scale)
+        else:
+            save_images(out, images, scale=scale)
+    except OSError as e:
+        raise UserError(f"cannot write {out}: {e.strerror or e}") from e
