@@ -11,28 +11,29 @@ from collections.abc import Callable
 
 import numpy as np
 
-from jax_gan.config import Config
+from gan_core.config import Config
 
 Runner = Callable[[int], None]
 
 
 # --- PyTorch ---------------------------------------------------------------------------------
 
-def _torch_sync(device):
+def _torch_sync(device) -> None:
     import torch
 
     if device.type == "cuda":
         torch.cuda.synchronize()
 
 
-def make_torch_eager(config: Config, images: np.ndarray, device: str, compile_mode: str | None = None):
+def make_torch_eager(config: Config, images: np.ndarray, device: str,
+                     compile_mode: str | None = None) -> Runner:
     """The reference's step on data already on the device (the fast tensor path)."""
     import torch
 
     from torch_reference.train_step import create_train_state, train_step
 
     dev = torch.device(device)
-    models, optimizers = create_train_state(config, dev)
+    state = create_train_state(config, dev)
     step = train_step
     if compile_mode is not None:
         # Compile the whole step: forward, backward and both Adam updates.
@@ -53,18 +54,20 @@ def make_torch_eager(config: Config, images: np.ndarray, device: str, compile_mo
                 torch.compiler.cudagraph_mark_step_begin()
             idx = order[(position % full) * batch : (position % full + 1) * batch]
             z = torch.randn(batch, config.latent_dim, device=dev)
-            step(models, optimizers, data[idx], z)
+            step(state, data[idx], config, z)
             position += 1
         _torch_sync(dev)
 
     return run
 
 
-def make_torch_compile(config, images, device):
+def make_torch_compile(config: Config, images: np.ndarray, device: str) -> Runner:
+    """torch-eager with the whole step under torch.compile."""
     return make_torch_eager(config, images, device, compile_mode="default")
 
 
-def make_torch_compile_cudagraphs(config, images, device):
+def make_torch_compile_cudagraphs(config: Config, images: np.ndarray, device: str) -> Runner:
+    """torch-compile with CUDA graphs ("reduce-overhead"), which cut per-kernel launch cost."""
     return make_torch_eager(config, images, device, compile_mode="reduce-overhead")
 
 
@@ -86,14 +89,14 @@ class _PerImageDataset:
         return self.transform(Image.fromarray(self.images[i], mode="L")), 0
 
 
-def make_torch_seed(config: Config, images: np.ndarray, device: str):
+def make_torch_tutorial(config: Config, images: np.ndarray, device: str) -> Runner:
     """The tutorial's pipeline: DataLoader(shuffle=True) over per-image PIL conversion."""
     import torch
 
     from torch_reference.train_step import create_train_state, train_step
 
     dev = torch.device(device)
-    models, optimizers = create_train_state(config, dev)
+    state = create_train_state(config, dev)
     pixels = np.round((images + 1) * 127.5).astype(np.uint8)  # Back to the files' bytes.
     loader = torch.utils.data.DataLoader(_PerImageDataset(pixels), config.batch_size, shuffle=True,
                                          drop_last=True)
@@ -109,7 +112,7 @@ def make_torch_seed(config: Config, images: np.ndarray, device: str):
                 real, _ = next(batches)
             real = real.to(dev)
             z = torch.randn(real.size(0), config.latent_dim, device=dev)
-            train_step(models, optimizers, real, z)
+            train_step(state, real, config, z)
         _torch_sync(dev)
 
     return run
@@ -117,18 +120,18 @@ def make_torch_seed(config: Config, images: np.ndarray, device: str):
 
 # --- JAX ---------------------------------------------------------------------------------------
 
-def make_jax_jit(config: Config, images: np.ndarray, device: str):
+def make_jax_jit(config: Config, images: np.ndarray, device: str) -> Runner:
     """One jitted train step per batch, dispatched from a Python loop."""
     import functools
 
     import jax
 
-    from jax_gan.train_step import _train_step, create_train_state, epoch_permutation
+    from jax_gan.train_step import create_train_state, epoch_permutation, train_step
 
     @functools.partial(jax.jit, donate_argnums=0)
     def step(state, data, order, i):
         idx = jax.lax.dynamic_slice_in_dim(order, i * config.batch_size, config.batch_size)
-        return _train_step(state, data[idx], config)
+        return train_step(state, data[idx], config)
 
     state = create_train_state(config)
     data = jax.device_put(images)
@@ -146,12 +149,12 @@ def make_jax_jit(config: Config, images: np.ndarray, device: str):
     return run
 
 
-def make_jax_scan(config: Config, images: np.ndarray, device: str):
+def make_jax_scan(config: Config, images: np.ndarray, device: str) -> Runner:
     """Full batches of an epoch under one lax.scan, as `python -m jax_gan.train` runs them.
 
-    Each call draws the epoch's permutation (about 40 ms for 60,000 images on a
-    2-core CPU), which training pays once per epoch: so `run.epoch_steps` asks
-    the harness to time whole epochs, not a slice that would carry all of it.
+    Each call draws the epoch's permutation, which training pays once per
+    epoch: so `run.epoch_steps` asks the harness to time whole epochs, not a
+    slice that would carry all of it.
     """
     import jax
 
@@ -172,7 +175,7 @@ def make_jax_scan(config: Config, images: np.ndarray, device: str):
     return run
 
 
-def make_jax_scan_threefry(config: Config, images: np.ndarray, device: str):
+def make_jax_scan_threefry(config: Config, images: np.ndarray, device: str) -> Runner:
     """jax-scan with flax's own threefry dropout masks (`--dropout-masks threefry`)."""
     import dataclasses
 
@@ -180,7 +183,7 @@ def make_jax_scan_threefry(config: Config, images: np.ndarray, device: str):
 
 
 BACKENDS = {
-    "torch-seed": make_torch_seed,
+    "torch-tutorial": make_torch_tutorial,
     "torch-eager": make_torch_eager,
     "torch-compile": make_torch_compile,
     "torch-compile-cudagraphs": make_torch_compile_cudagraphs,
@@ -188,42 +191,6 @@ BACKENDS = {
     "jax-scan": make_jax_scan,
     "jax-scan-threefry": make_jax_scan_threefry,
 }
-CPU_BACKENDS = ("torch-seed", "torch-eager", "torch-compile", "jax-jit", "jax-scan", "jax-scan-threefry")
+CPU_BACKENDS = ("torch-tutorial", "torch-eager", "torch-compile", "jax-jit", "jax-scan", "jax-scan-threefry")
 GPU_BACKENDS = CPU_BACKENDS[:3] + ("torch-compile-cudagraphs",) + CPU_BACKENDS[3:]
 
-
-def step_gemms(config: Config) -> list[tuple[int, int, int]]:
-    """(M, K, N) of every matmul one train step needs, from the layer shapes.
-
-    Per batch: G forward; D forward on the fake; D's input-gradients back to G;
-    G's weight-gradients and the input-gradients of its upper two layers; then
-    D forward on real and fake (2x the rows) with D's weight-gradients and the
-    input-gradients of its upper two layers. Only what the math needs: torch
-    also computes D's weight-gradients in G's step, which is left out.
-    """
-    b, h, z, x = config.batch_size, config.hidden_dim, config.latent_dim, config.image_dim
-    g_layers, d_layers = [(z, h), (h, h), (h, x)], [(x, h), (h, h), (h, 1)]
-
-    def forward(rows, layers):
-        return [(rows, i, o) for i, o in layers]
-
-    def input_grads(rows, layers):
-        return [(rows, o, i) for i, o in layers]
-
-    def weight_grads(rows, layers):
-        return [(i, rows, o) for i, o in layers]
-
-    g_step = (forward(b, g_layers) + forward(b, d_layers) + input_grads(b, d_layers)
-              + weight_grads(b, g_layers) + input_grads(b, g_layers[1:]))
-    d_step = forward(2 * b, d_layers) + weight_grads(2 * b, d_layers) + input_grads(2 * b, d_layers[1:])
-    return g_step + d_step
-
-
-def gemm_flops(shapes: list[tuple[int, int, int]]) -> int:
-    """2*M*K*N summed over (M, K, N) matmuls."""
-    return sum(2 * m * k * n for m, k, n in shapes)
-
-
-def train_step_flops(config: Config) -> int:
-    """Matmul FLOPs of one train step. Elementwise work (activations, dropout, Adam) is not counted."""
-    return gemm_flops(step_gemms(config))

@@ -33,7 +33,7 @@ print("jax", jax.__version__, jax.devices(), "| torch", torch.__version__,
 PY
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
 
-# 1. Full float32 ("highest": no TF32 anywhere), every GPU backend but the slow seed loader.
+# 1. Full float32 ("highest": no TF32 anywhere), every GPU backend but the slow tutorial loader.
 "$PY" -m benchmarks.throughput --device "$DEVICE" --precision highest --batch-sizes "$BATCHES" \
   --backends torch-eager,torch-compile,torch-compile-cudagraphs,jax-jit,jax-scan,jax-scan-threefry \
   $EXTRA --parallel-start --timeout "$TIMEOUT" \
@@ -46,9 +46,9 @@ save gpu-float32
 save gpu-tf32
 # 3. The tutorial's own data pipeline: CPU-bound per-image PIL work, so fewer steps.
 "$PY" -m benchmarks.throughput --device "$DEVICE" --precision highest --batch-sizes "$ENDS" \
-  --backends torch-seed,torch-eager,jax-scan --steps 20 --repeats 5 --parallel-start --timeout "$TIMEOUT" \
-  --json "$RESULTS/gpu-seed-loader.json" || echo "some backend failed; see the table"
-save gpu-seed-loader
+  --backends torch-tutorial,torch-eager,jax-scan --steps 20 --repeats 5 --parallel-start --timeout "$TIMEOUT" \
+  --json "$RESULTS/gpu-tutorial-loader.json" || echo "some backend failed; see the table"
+save gpu-tutorial-loader
 # 4. The trainer end to end: 200 epochs (the recipe's epoch count, so its per-epoch
 # logging, sample grids and checkpoints) on the offline 5,000-digit sample.
 if [ "${QUICK:-0}" = 1 ]; then EPOCHS=1; else EPOCHS=200; fi

@@ -5,8 +5,9 @@ import json
 import pytest
 
 from benchmarks import throughput
-from benchmarks.backends import CPU_BACKENDS, step_gemms, train_step_flops
-from jax_gan.config import Config
+from benchmarks.backends import CPU_BACKENDS
+from benchmarks.roofline import step_gemms, train_step_flops
+from gan_core.config import Config
 
 pytest.importorskip("torch")
 
