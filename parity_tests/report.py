@@ -1,6 +1,7 @@
-"""Print every parity check as one table: `python -m parity_tests.report [--fast]`.
+"""Print every parity check as one table: `python -m parity_tests.report [--fast] [--out FILE]`.
 
-`--fast` skips the behaviour check (about a minute on two cores).
+`--fast` skips the behaviour check (about a minute on two cores); `--out`
+also writes the table to a file (the README points at `parity_tests/results.md`).
 """
 
 from __future__ import annotations
@@ -56,9 +57,13 @@ def table(results: list[checks.Check]) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m parity_tests.report", description=__doc__)
     p.add_argument("--fast", action="store_true", help="skip the behaviour check")
+    p.add_argument("--out", type=Path, help="also write the table to this Markdown file")
     args = p.parse_args(argv)
     results = all_checks(args.fast)
     print(table(results))
+    if args.out:
+        args.out.write_text(f"Written by `python -m parity_tests.report --out {args.out}`.\n\n"
+                            + table(results) + "\n")
     return 0 if all(c.passed for c in results) else 1
 
 
