@@ -168,7 +168,7 @@ def make_jax_scan(config: Config, images: np.ndarray, device: str) -> Runner:
         nonlocal state
         if steps > full:
             raise ValueError(f"jax-scan times at most one epoch ({full} full batches)")
-        state, metrics, _, _ = train_epoch(state, data, None, config=config, start=0, stop=steps)
+        state, metrics = train_epoch(state, data, None, config=config, start=0, stop=steps)[:2]
         jax.block_until_ready((state, metrics))
 
     run.epoch_steps = full

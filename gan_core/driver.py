@@ -36,6 +36,7 @@ class EpochResult(NamedTuple):
     metrics: Mapping[str, Any]  # name -> one value per step.
     samples: Any  # G(fixed_z) at each step due a grid, before its update: (slots, 25, ...).
     num_samples: Any  # How many of the sample slots are filled.
+    params_finite: Any  # Whether every weight of G and D is still finite after the last step.
 
 
 class Trainer(Protocol):
@@ -113,17 +114,20 @@ def train(trainer: Trainer, config: Config, out_dir: str | Path, *, resume: bool
     if stop.requested:
         print("stopped before the run started; nothing was written", file=sys.stderr)
         return stop.exit_code
-    out_dir = rundir.prepare_out_dir(out_dir, resume=resume, overwrite=overwrite)
-    meta = {"dataset_used": dataset.name, "framework": trainer.framework}
-    rundir.save_config(out_dir, config, meta)
-    state = trainer.start(config, dataset.images, out_dir, resume)
+    out_dir, lock = rundir.prepare_out_dir(out_dir, resume=resume, overwrite=overwrite)
     try:
-        print(f"{trainer.program.split('.')[0]}: {dataset.name} ({len(dataset)} images from "
-              f"{dataset.source}), {config.total_steps(len(dataset))} steps, device {trainer.device()}",
-              file=sys.stderr)
-        return run(trainer, state, config, out_dir, len(dataset), meta, stop, quiet)
+        meta = {"dataset_used": dataset.name, "framework": trainer.framework}
+        rundir.save_config(out_dir, config, meta)
+        state = trainer.start(config, dataset.images, out_dir, resume)
+        try:
+            print(f"{trainer.program.split('.')[0]}: {dataset.name} ({len(dataset)} images from "
+                  f"{dataset.source}), {config.total_steps(len(dataset))} steps, device "
+                  f"{trainer.device()}", file=sys.stderr)
+            return run(trainer, state, config, out_dir, len(dataset), meta, stop, quiet)
+        finally:
+            trainer.close()
     finally:
-        trainer.close()
+        lock.release()
 
 
 # --- the loop ----------------------------------------------------------------------------------
@@ -148,14 +152,17 @@ def run(trainer: Trainer, state: Any, config: Config, out_dir: Path, num_example
         end = min(per_epoch, total - epoch * per_epoch)
         result = trainer.train_epoch(state, offset, end)
         bad = first_nonfinite(result.metrics)
+        what = f"non-finite loss at step {step + bad}" if bad is not None else ""
+        if bad is None and not result.params_finite:  # The last update broke the weights.
+            bad = end - offset
+            what = f"non-finite weights after step {step + bad - 1}"
         if bad is not None:
             bar.close()
             good = {k: v[:bad] for k, v in result.metrics.items()}
             log.write(metric_records(step, good, per_epoch, config.log_every, total - 1))
             kept = (f"the last good checkpoint (step {last_saved}) is kept" if last_saved is not None
                     else "no checkpoint had been saved")
-            print(f"error: non-finite loss at step {step + bad}; stopped. {kept} in {out_dir}",
-                  file=sys.stderr)
+            print(f"error: {what}; stopped. {kept} in {out_dir}", file=sys.stderr)
             return EXIT_NONFINITE
         state = result.state
         due = sample_steps(step, end - offset, config.sample_every)

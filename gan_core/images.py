@@ -13,13 +13,14 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
 from PIL import Image
 
-from gan_core.errors import UserError
+from gan_core.rundir import atomic_write
 
 
 def as_nhw(images: np.ndarray) -> np.ndarray:
@@ -61,8 +62,14 @@ def upscale(pixels: np.ndarray, scale: int) -> Image.Image:
     return image.resize((image.width * scale, image.height * scale), Image.Resampling.NEAREST)
 
 
+def save_png(path: str | os.PathLike, image: Image.Image) -> None:
+    """Written whole or not at all: a crash or a full disk never leaves half a PNG."""
+    with atomic_write(Path(path), "wb") as f:
+        image.save(f, format="PNG")
+
+
 def save_grid(path: str | os.PathLike, images: np.ndarray, nrow: int = 5, scale: int = 1) -> None:
-    upscale(make_grid(images, nrow=nrow), scale).save(path)
+    save_png(path, upscale(make_grid(images, nrow=nrow), scale))
 
 
 def save_strip(path: str | os.PathLike, images: np.ndarray, scale: int = 1) -> None:
@@ -87,7 +94,9 @@ def save_progress_gif(path: str | os.PathLike, frames: Sequence[str | os.PathLik
     images = [Image.open(frames[i]).convert("L").resize((side, side), Image.Resampling.NEAREST).point(lut)
               for i in picks]
     durations = [frame_ms] * (len(images) - 1) + [hold_ms]
-    images[0].save(path, save_all=True, append_images=images[1:], duration=durations, loop=0)
+    with atomic_write(Path(path), "wb") as f:
+        images[0].save(f, format="GIF", save_all=True, append_images=images[1:], duration=durations,
+                       loop=0)
     return len(images)
 
 
@@ -104,24 +113,23 @@ def save_losses(path: str | os.PathLike, records: Sequence[dict[str, Any]], titl
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    with atomic_write(Path(path), "wb") as f:
+        fig.savefig(f, format="png", dpi=100)
 
 
 def save_images(path: str | os.PathLike, images: np.ndarray, scale: int = 1) -> None:
     """`.npy`: the raw float32 (N, 28, 28) array; `.png`: a grid."""
     images = as_nhw(images)
     if str(path).endswith(".npy"):
-        np.save(path, images)
+        with atomic_write(Path(path), "wb") as f:
+            np.save(f, images)
     else:
         save_grid(path, images, nrow=max(1, math.isqrt(len(images) - 1) + 1), scale=scale)
 
 
 def write_images(out: str | os.PathLike, images: np.ndarray, *, strip: bool = False, scale: int = 1) -> None:
     """A command's output: `.npy` the raw (N, 28, 28) array; `.png` a grid, or a one-row strip."""
-    try:
-        if strip and str(out).endswith(".png"):
-            save_strip(out, images, scale=scale)
-        else:
-            save_images(out, images, scale=scale)
-    except OSError as e:
-        raise UserError(f"cannot write {out}: {e.strerror or e}") from e
+    if strip and str(out).endswith(".png"):
+        save_strip(out, images, scale=scale)
+    else:
+        save_images(out, images, scale=scale)

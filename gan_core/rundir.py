@@ -1,60 +1,176 @@
-"""A run's output directory: what it holds, and the files written as training goes."""
+"""A run's output directory: who owns it, what it holds, and the files written as training goes.
+
+A run directory belongs to one process at a time (`RunLock`), is marked as a
+jax-gan run before anything else is written (`MARKER`), and `--overwrite`
+removes only what a run writes, never a user's own files.
+"""
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
+import os
+import re
 import shutil
-from collections.abc import Sequence
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from gan_core.config import Config
 from gan_core.errors import UserError
 
-# What a run leaves in its output directory.
-RUN_OUTPUTS = ("metrics.jsonl", "checkpoints", "checkpoint.pth", "samples", "losses.png",
-               "interpolation.png", "samples.png", "progress.gif", "config.json")
+MARKER = ".jax-gan-run"  # Written first: "this folder is a jax-gan run".
+LOCK = ".jax-gan.lock"
+# What a run writes in its output directory, besides MARKER and LOCK.
+RUN_FILES = ("metrics.jsonl", "checkpoint.pth", "losses.png", "interpolation.png", "samples.png",
+             "progress.gif", "config.json")
+SAMPLE_NAME = re.compile(r"step_\d{7}\.png")
+CHECKPOINT_NAME = re.compile(r"\d+(\.orbax-checkpoint-tmp.*)?")
 
 
 def holds_previous_run(out_dir: Path) -> bool:
-    return out_dir.is_dir() and any((out_dir / name).exists() for name in RUN_OUTPUTS)
+    names = (MARKER, "checkpoints", "samples", *RUN_FILES)
+    return out_dir.is_dir() and any((out_dir / name).exists() for name in names)
 
 
 def require_previous_run(out_dir: Path) -> None:
-    if not holds_previous_run(out_dir):
+    if not checked(lambda: holds_previous_run(out_dir), out_dir):
         raise UserError(f"--resume: no previous run in {out_dir}")
 
 
-def prepare_out_dir(out_dir: str | Path, *, resume: bool, overwrite: bool) -> Path:
-    """Create or check the output directory; never silently overwrite a run."""
+def checked(probe, path: Path):
+    """`probe()`, with any OSError from looking at `path` (a name too long, a loop) as one line."""
+    try:
+        return probe()
+    except OSError as e:
+        raise UserError(f"cannot use {path}: {e.strerror or e}") from e
+
+
+class RunLock:
+    """An exclusive lock on a run directory, held for the life of the run.
+
+    `fcntl.flock` on a file inside it: the kernel drops the lock when the process
+    ends, however it ends (kill -9 included), so a lock is never stale. The
+    holder writes its PID into the file, so a refused start can say who holds it.
+    """
+
+    def __init__(self, out_dir: Path):
+        self.path = out_dir / LOCK
+        self.fd: int | None = None
+
+    def acquire(self) -> RunLock:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise UserError(f"run directory {self.path.parent} is in use by process {holder}; "
+                            "wait for it to finish, or stop it first") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self.fd = fd
+        return self
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # Closing the descriptor drops the flock.
+            self.fd = None
+
+
+def prepare_out_dir(out_dir: str | Path, *, resume: bool, overwrite: bool) -> tuple[Path, RunLock]:
+    """Lock, check and mark the output directory; never silently overwrite a run or a user file.
+
+    Returns the directory and its held lock (release it when the run ends).
+    """
     out = Path(out_dir)
-    if out.exists() and not out.is_dir():
+    if checked(lambda: out.exists() and not out.is_dir(), out):
         raise UserError(f"--out-dir {out} exists and is not a directory")
     if resume:
         require_previous_run(out)
-    elif holds_previous_run(out):
+    elif checked(lambda: holds_previous_run(out), out):
         if not overwrite:
             raise UserError(f"{out} already holds a run; pass --resume to continue it or "
                             f"--overwrite to replace it (or choose another --out-dir)")
-        for name in RUN_OUTPUTS:
-            path = out / name
-            if path.is_dir():
-                shutil.rmtree(path)
-            elif path.exists():
-                path.unlink()
+        if not (out / MARKER).exists():
+            raise UserError(f"{out} is not a jax-gan run (it has no {MARKER} marker); --overwrite "
+                            "only replaces runs, so move its files away yourself")
     try:
-        (out / "samples").mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.write_text("")
-        probe.unlink()
+        out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UserError(f"cannot write to --out-dir {out}: {e.strerror or e}") from e
-    return out
+    lock = RunLock(out).acquire()
+    try:
+        if overwrite and not resume:
+            remove_run_outputs(out)
+        (out / MARKER).write_text(json.dumps({"project": "jax-gan"}) + "\n")
+        for folder in (out, out / "samples", out / "checkpoints"):
+            folder.mkdir(exist_ok=True)
+            probe_writable(folder)
+    except OSError as e:
+        lock.release()
+        raise UserError(f"cannot write to --out-dir {out}: {e.strerror or e}") from e
+    except BaseException:
+        lock.release()
+        raise
+    return out, lock
+
+
+def probe_writable(folder: Path) -> None:
+    """Fail now, not after an hour of training, if `folder` cannot take new files."""
+    with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
+        pass
+
+
+def remove_run_outputs(out: Path) -> None:
+    """Delete what a run writes, and nothing else: a user's own files stay."""
+    for name in RUN_FILES:
+        (out / name).unlink(missing_ok=True)
+    for folder, pattern in ((out / "samples", SAMPLE_NAME), (out / "checkpoints", CHECKPOINT_NAME)):
+        if not folder.is_dir():
+            continue
+        for path in folder.iterdir():
+            if pattern.fullmatch(path.name):
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
+        if not any(folder.iterdir()):
+            folder.rmdir()
+
+
+@contextmanager
+def atomic_write(path: Path, mode: str = "w") -> Iterator[Any]:
+    """Write `path` through a temporary file renamed over it: readers never see half a file.
+
+    On failure (a full disk) the temporary file is removed and the old `path`
+    is left as it was; the error names `path`.
+    """
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, mode) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        raise write_failure(path, e) from e
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_failure(path: Path, error: OSError) -> UserError:
+    """One line for a failed write, with a hint for a full disk."""
+    hint = "; free some space and resume" if error.errno == errno.ENOSPC else ""
+    return UserError(f"cannot write {path}: {error.strerror or error}{hint}")
 
 
 def save_config(out_dir: Path, config: Config, extra: dict[str, Any] | None = None) -> None:
     payload = {**config.to_dict(), **(extra or {})}
-    (out_dir / "config.json").write_text(json.dumps(payload, indent=2) + "\n")
+    with atomic_write(out_dir / "config.json") as f:
+        f.write(json.dumps(payload, indent=2) + "\n")
 
 
 class MetricsLog:
@@ -64,21 +180,40 @@ class MetricsLog:
         self.path = path
         if resume_step and path.exists():
             # Drop lines logged after the checkpoint we resume from: they will be redone.
-            kept = [line for line in path.read_text().splitlines()
-                    if line.strip() and json.loads(line)["step"] < resume_step]
-            path.write_text("".join(line + "\n" for line in kept))
+            records, torn = parse_metrics(path.read_text())
+            if torn:
+                print(f"warning: {path}: dropped a torn last line (a crash while writing it)",
+                      file=sys.stderr)
+            with atomic_write(path) as f:
+                f.writelines(json.dumps(r) + "\n" for r in records if r["step"] < resume_step)
         elif path.exists():
             path.unlink()
 
     def write(self, records: Sequence[dict[str, Any]]) -> None:
         if not records:
             return
-        with self.path.open("a") as f:
-            for record in records:
-                f.write(json.dumps(record) + "\n")
+        try:
+            with self.path.open("a") as f:
+                f.write("".join(json.dumps(record) + "\n" for record in records))
+        except OSError as e:
+            raise write_failure(self.path, e) from e
+
+
+def parse_metrics(text: str) -> tuple[list[dict[str, Any]], bool]:
+    """The records of a metrics.jsonl, and whether its last line was torn (cut mid-write)."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    records = []
+    for i, line in enumerate(lines):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            if i == len(lines) - 1:
+                return records, True
+            raise UserError(f"metrics.jsonl line {i + 1} is not JSON; the log is damaged") from None
+    return records, False
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return parse_metrics(path.read_text())[0]

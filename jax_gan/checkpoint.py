@@ -1,16 +1,24 @@
 """Orbax checkpoints of the whole train state, with the run's config beside it.
 
 Orbax writes each step to a temporary directory and renames it when complete,
-so a crash mid-save never leaves a half checkpoint as the latest one.
+so a crash mid-save never leaves a half checkpoint as the latest one. Each
+checkpoint also stores a SHA-256 of every array: a restore checks the arrays'
+shapes against the saved config and their bytes against the checksums, so a
+damaged checkpoint is reported, never silently loaded.
 """
 
 from __future__ import annotations
 
+import hashlib
+import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
 import flax.serialization
+import flax.traverse_util
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 
 from gan_core.config import Config
@@ -31,7 +39,7 @@ class Checkpointer:
             raise CheckpointError(f"no checkpoint directory at {directory}")
         options = ocp.CheckpointManagerOptions(
             preservation_policy=ocp.checkpoint_managers.LatestN(n=keep), create=create,
-            enable_async_checkpointing=False)
+            enable_async_checkpointing=False, cleanup_tmp_directories=True)
         try:
             self.manager = ocp.CheckpointManager(self.directory, options=options)
         except Exception as e:  # noqa: BLE001 - Orbax raises many types here.
@@ -41,11 +49,19 @@ class Checkpointer:
         return self.manager.latest_step()
 
     def save(self, state: TrainState, meta: dict[str, Any]) -> int:
+        """Save `state` as its step; on failure (a full disk) nothing half-written is left."""
         step = int(state.step)
         tree = flax.serialization.to_state_dict(jax.device_get(state))
-        self.manager.save(step, args=ocp.args.Composite(
-            state=ocp.args.StandardSave(tree), meta=ocp.args.JsonSave(meta)), force=True)
-        self.manager.wait_until_finished()
+        meta = {**meta, "checksums": checksums(tree)}
+        try:
+            self.manager.save(step, args=ocp.args.Composite(
+                state=ocp.args.StandardSave(tree), meta=ocp.args.JsonSave(meta)), force=True)
+            self.manager.wait_until_finished()
+        except Exception as e:  # noqa: BLE001 - Orbax wraps OSError in several types.
+            for tmp in self.directory.glob("*.orbax-checkpoint-tmp*"):
+                shutil.rmtree(tmp, ignore_errors=True)
+            raise CheckpointError(f"cannot save checkpoint {step} in {self.directory}: "
+                                  f"{first_line(e)}; earlier checkpoints are kept") from e
         return step
 
     def restore_meta(self, step: int | None = None) -> dict[str, Any]:
@@ -56,25 +72,56 @@ class Checkpointer:
             # Runs saved before `dropout_masks` existed drew flax's threefry masks:
             # keep drawing them, so a resumed run continues the same random stream.
             meta["config"].setdefault("dropout_masks", "threefry")
+            config = Config.from_dict(meta["config"])
+            config.validate()
         except Exception as e:  # noqa: BLE001 - a corrupt checkpoint fails in many ways.
             raise self._corrupt(step, e) from e
         return meta
 
     def restore(self, step: int | None = None) -> tuple[TrainState, dict[str, Any]]:
-        """The state and metadata of `step` (default: the latest)."""
+        """The state and metadata of `step` (default: the latest), verified."""
         step = self._step(step)
         meta = self.restore_meta(step)
+        template = jax.eval_shape(lambda: create_train_state(Config.from_dict(meta["config"])))
+        expected = flax.traverse_util.flatten_dict(flax.serialization.to_state_dict(template), sep="/")
         try:
-            config = Config.from_dict(meta["config"])
-            template = jax.eval_shape(lambda: create_train_state(config))
-            tree = flax.serialization.to_state_dict(template)
-            abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, tree)
-            restored = self.manager.restore(step, args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(abstract))).state
-            state = flax.serialization.from_state_dict(template, restored)
+            tree = self.manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore())).state
         except Exception as e:  # noqa: BLE001 - a corrupt checkpoint fails in many ways.
             raise self._corrupt(step, e) from e
-        return state, meta
+        where = self.directory / str(step)
+        saved = flax.traverse_util.flatten_dict(tree, sep="/")
+        for name, spec in expected.items():
+            array = saved.get(name)
+            if array is None or np.shape(array) != spec.shape or np.asarray(array).dtype != spec.dtype:
+                got = "missing" if array is None else f"{np.asarray(array).dtype}{list(np.shape(array))}"
+                raise CheckpointError(f"checkpoint {where}: {name} is {got}, but its config needs "
+                                      f"{spec.dtype}{list(spec.shape)}; the checkpoint does not match "
+                                      "its own config")
+        if "checksums" in meta:
+            bad = [k for k, v in checksums(tree).items() if meta["checksums"].get(k) != v]
+            if bad:
+                raise CheckpointError(f"checkpoint {where} is corrupt: {len(bad)} array(s) fail their "
+                                      f"SHA-256 check, e.g. {bad[0]}")
+        return flax.serialization.from_state_dict(template, tree), meta
+
+    def restore_latest_good(self) -> tuple[TrainState, dict[str, Any]]:
+        """The newest checkpoint that verifies; says so when it has to skip a damaged one."""
+        steps = sorted(self.manager.all_steps(), reverse=True)
+        if not steps:
+            raise CheckpointError(f"no checkpoint in {self.directory}")
+        errors = []
+        for step in steps:
+            try:
+                state, meta = self.restore(step)
+            except CheckpointError as e:
+                print(f"warning: {e}", file=sys.stderr)
+                errors.append(e)
+                continue
+            if errors:
+                print(f"warning: resuming from checkpoint {step}, the newest that verifies",
+                      file=sys.stderr)
+            return state, meta
+        raise CheckpointError(f"no checkpoint in {self.directory} verifies ({errors[0]})")
 
     def _step(self, step: int | None) -> int:
         step = self.latest_step() if step is None else step
@@ -83,12 +130,21 @@ class Checkpointer:
         return step
 
     def _corrupt(self, step: int, error: Exception) -> CheckpointError:
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         return CheckpointError(f"checkpoint {self.directory / str(step)} is corrupt or incompatible: "
-                               f"{reason}")
+                               f"{first_line(error)}")
 
     def close(self) -> None:
         self.manager.close()
+
+
+def checksums(tree: Any) -> dict[str, str]:
+    """SHA-256 of each array's bytes, by its path in the state dict."""
+    flat = flax.traverse_util.flatten_dict(tree, sep="/")
+    return {k: hashlib.sha256(np.ascontiguousarray(v).tobytes()).hexdigest() for k, v in flat.items()}
+
+
+def first_line(error: Exception) -> str:
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
 
 
 def load(path: str | Path) -> tuple[TrainState, Config, dict[str, Any]]:

@@ -150,26 +150,34 @@ def read_pth(src: Path) -> tuple[dict[str, Any], Config]:
 def import_torch_checkpoint(src: Path, out_dir: Path) -> int:
     payload, config = read_pth(src)
     state = checkpoint_to_state(payload, config)
-    out_dir = rundir.prepare_out_dir(out_dir, resume=False, overwrite=False)
-    rundir.save_config(out_dir, config, {"converted_from": str(src)})
-    checkpointer = Checkpointer(out_dir / "checkpoints", keep=config.keep_checkpoints)
+    out_dir, lock = rundir.prepare_out_dir(out_dir, resume=False, overwrite=False)
     try:
-        checkpointer.save(state, {"config": config.to_dict(), "epoch": int(payload["epoch"]),
-                                  "dataset_used": payload.get("dataset_used"),
-                                  "framework": "jax", "converted_from": str(src)})
+        rundir.save_config(out_dir, config, {"converted_from": str(src)})
+        checkpointer = Checkpointer(out_dir / "checkpoints", keep=config.keep_checkpoints)
+        try:
+            checkpointer.save(state, {"config": config.to_dict(), "epoch": int(payload["epoch"]),
+                                      "dataset_used": payload.get("dataset_used"),
+                                      "framework": "jax", "converted_from": str(src)})
+        finally:
+            checkpointer.close()
     finally:
-        checkpointer.close()
+        lock.release()
     return int(state.step)
 
 
-def export_torch_checkpoint(src: Path, dest: Path) -> int:
+def export_torch_checkpoint(src: Path, dest: Path, overwrite: bool = False) -> int:
+    if rundir.checked(dest.exists, dest) and not overwrite:
+        raise UserError(f"{dest} already exists; pass --overwrite to replace it")
+    if not rundir.checked(dest.parent.is_dir, dest.parent):
+        raise UserError(f"directory {dest.parent} does not exist")
     state, config, meta = checkpoint.load(src)
     payload = state_to_checkpoint(state, config, int(meta.get("epoch", 0)))
     payload["dataset_used"] = meta.get("dataset_used")
     try:
-        torch.save(payload, dest)
-    except OSError as e:
-        raise UserError(f"cannot write {dest}: {e.strerror or e}") from e
+        with rundir.atomic_write(dest, "wb") as f:  # Never a truncated .pth at `dest`.
+            torch.save(payload, f)
+    except RuntimeError as e:  # torch reports a failed write of its zip as RuntimeError.
+        raise UserError(f"cannot write {dest}: {str(e).splitlines()[0]}") from e
     return int(state.step)
 
 
@@ -179,12 +187,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("src", help="a .pth from torch_reference.train, or a jax_gan run directory")
     p.add_argument("dest", help="a new jax_gan run directory, or a .pth file")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing .pth file")
     add_debug_flag(p)
     args = p.parse_args(argv)
     if torch is None:
         raise UserError("converting checkpoints needs PyTorch: pip install 'jax-gan[torch]'")
     src, dest = Path(args.src), Path(args.dest)
-    if not src.exists():
+    if not rundir.checked(src.exists, src):
         raise UserError(f"{src} does not exist")
     if src.is_file():
         step = import_torch_checkpoint(src, dest)
@@ -192,7 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         if dest.suffix != ".pth":
             raise UserError(f"exporting a jax_gan run writes a .pth file; got {dest}")
-        step = export_torch_checkpoint(src, dest)
+        step = export_torch_checkpoint(src, dest, overwrite=args.overwrite)
         print(f"exported {src} (step {step}) to {dest}")
     return 0
 

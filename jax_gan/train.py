@@ -34,6 +34,7 @@ class JaxTrainer:
 
     def __init__(self) -> None:
         self.checkpointer: Checkpointer | None = None
+        self.resumed: tuple[TrainState, dict[str, Any]] | None = None
 
     def device(self) -> str:
         return jax.devices()[0].platform
@@ -42,26 +43,33 @@ class JaxTrainer:
         pass  # Every valid config runs.
 
     def saved_meta(self, out_dir: Path) -> dict[str, Any]:
+        """The newest checkpoint that verifies (kept for `start`): damaged ones are skipped."""
         checkpointer = Checkpointer(Path(out_dir) / "checkpoints", create=False)
         try:
-            return checkpointer.restore_meta()
+            self.resumed = checkpointer.restore_latest_good()
         finally:
             checkpointer.close()
+        return self.resumed[1]
 
     def start(self, config: Config, train_images: np.ndarray, out_dir: Path, resume: bool) -> TrainState:
         self.config = config
         self.images = jax.device_put(jnp.asarray(train_images))
         self.fixed_z = jnp.asarray(driver.fixed_latents(config))
         self.checkpointer = Checkpointer(out_dir / "checkpoints", keep=config.keep_checkpoints)
-        return self.checkpointer.restore()[0] if resume else create_train_state(config)
+        if not resume:
+            return create_train_state(config)
+        if self.resumed is None:
+            self.saved_meta(out_dir)
+        return self.resumed[0]
 
     def step_of(self, state: TrainState) -> int:
         return int(state.step)
 
     def train_epoch(self, state: TrainState, start: int, stop: int) -> driver.EpochResult:
         result = train_epoch(state, self.images, self.fixed_z, config=self.config, start=start, stop=stop)
-        return result._replace(metrics=jax.device_get(result.metrics),
-                               samples=np.asarray(result.samples), num_samples=int(result.num_samples))
+        return result._replace(metrics=jax.device_get(result.metrics), samples=np.asarray(result.samples),
+                               num_samples=int(result.num_samples),
+                               params_finite=bool(result.params_finite))
 
     def generate(self, state: TrainState, z: np.ndarray) -> np.ndarray:
         return np.asarray(generate(state.params_g, jnp.asarray(z), self.config))

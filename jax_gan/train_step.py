@@ -146,7 +146,8 @@ def train_epoch(state: TrainState, images: jax.Array, fixed_z: jax.Array | None,
     tutorial's DataLoader kept it: 938 steps per MNIST epoch) is one more step
     of its own static shape. When `fixed_z` is given, G(fixed_z) is recorded at
     every step divisible by `config.sample_every`, before that step's update;
-    without it, `samples` is empty. `state` is donated: use the returned one.
+    without it, `samples` is empty. `params_finite` says whether both networks'
+    weights are still finite at the end. `state` is donated: use the returned one.
     """
     n, batch = images.shape[0], config.batch_size
     full, remainder = divmod(n, batch)
@@ -183,4 +184,6 @@ def train_epoch(state: TrainState, images: jax.Array, fixed_z: jax.Array | None,
         grids = record(state, grids)
         state, last = train_step(state, images[order[full * batch:]], config)
         metrics = jax.tree.map(lambda a, b: jnp.concatenate([a, b[None]]), metrics, last)
-    return EpochResult(state, metrics, *grids)
+    finite = jnp.all(jnp.stack([jnp.isfinite(x).all() for x in
+                                jax.tree.leaves((state.params_g, state.params_d))]))
+    return EpochResult(state, metrics, *grids, finite)

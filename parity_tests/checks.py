@@ -419,7 +419,7 @@ def train_jax(seed: int, steps: int, config: Config = CONFIG) -> dict[str, np.nd
     state, out = create_train_state(config), []
     while int(state.step) < steps:
         stop = min(per_epoch, steps - int(state.step))
-        state, metrics, _, _ = train_epoch(state, images, None, config=config, start=0, stop=stop)
+        state, metrics = train_epoch(state, images, None, config=config, start=0, stop=stop)[:2]
         out.append(jax.device_get(metrics))
     return {k: np.concatenate([m[k] for m in out]) for k in out[0]}
 
@@ -432,7 +432,7 @@ def train_torch(seed: int, steps: int, config: Config = CONFIG) -> dict[str, np.
     out = []
     while tstate.step < steps:
         stop = min(per_epoch, steps - tstate.step)
-        tstate, metrics, _, _ = torch_step.train_epoch(tstate, images, None, config, start=0, stop=stop)
+        tstate, metrics = torch_step.train_epoch(tstate, images, None, config, start=0, stop=stop)[:2]
         out.append(metrics)
     return {k: torch.cat([m[k] for m in out]).numpy() for k in out[0]}
 

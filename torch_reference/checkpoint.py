@@ -7,9 +7,7 @@ temporary file and renamed, so a crash never leaves half a file.
 
 from __future__ import annotations
 
-import os
 import pickle
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -17,6 +15,7 @@ from typing import Any
 import torch
 
 from gan_core.errors import CheckpointError
+from gan_core.rundir import atomic_write
 from gan_core.tutorial_checkpoint import FILENAME, check_payload, checkpoint_path
 from torch_reference.train_step import TrainState, create_train_state
 
@@ -33,14 +32,12 @@ def save(path: Path, state: TrainState, meta: dict[str, Any]) -> None:
         **meta,
         "torch_rng_state": torch.get_rng_state(),
     }
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    os.close(fd)
     try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        with atomic_write(path, "wb") as f:
+            torch.save(payload, f)
+    except RuntimeError as e:  # torch reports a failed write of its zip as RuntimeError.
+        raise CheckpointError(f"cannot save checkpoint {path}: {str(e).splitlines()[0]}; the "
+                              "previous one is kept") from e
 
 
 def load(path: str | Path, device: torch.device | str = "cpu") -> dict[str, Any]:

@@ -161,5 +161,6 @@ def train_epoch(state: TrainState, images: torch.Tensor, fixed_z: torch.Tensor |
     stacked = {k: torch.stack([m[k] for m in metrics]).cpu() for k in metrics[0]}
     grid_shape = (0, 0 if fixed_z is None else len(fixed_z), 1, config.image_size, config.image_size)
     grids = torch.stack(samples) if samples else torch.zeros(grid_shape)
-    return EpochResult(state, stacked, grids, len(samples))
+    finite = all(bool(torch.isfinite(p).all()) for m in (state.g, state.d) for p in m.parameters())
+    return EpochResult(state, stacked, grids, len(samples), finite)
 
