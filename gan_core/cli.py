@@ -9,13 +9,15 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
+import math
+import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from gan_core.config import Config, field_type, flag_name, structural_fields
+from gan_core.config import MAX_SEED, Config, field_type, flag_name, structural_fields
 from gan_core.errors import UserError
 
 METAVARS = {int: "N", float: "X", str: "DIR"}  # The only free-form string field is --data-dir.
@@ -132,14 +134,36 @@ def add_scale_flag(p: argparse.ArgumentParser) -> None:
                    help="enlarge a .png this many times, nearest neighbour (default: 4)")
 
 
-def check_out(path: str, num: int, scale: int = 1) -> Path:
+def check_out(path: str, num: int, scale: int = 1, seeds: dict[str, int | None] | None = None) -> Path:
+    """Every option of sample/interpolate checked before any work: one line for the first bad one."""
     if num <= 0:
         raise UserError(f"--num must be positive, got {num}")
     if not 1 <= scale <= 16:
         raise UserError(f"--image-scale must be in [1, 16], got {scale}")
+    for flag, seed in (seeds or {}).items():
+        if seed is not None and not 0 <= seed <= MAX_SEED:
+            raise UserError(f"{flag} must be in [0, {MAX_SEED}], got {seed}")
     out = Path(path)
     if out.suffix not in (".png", ".npy"):
         raise UserError(f"--out must end in .png or .npy, got {out.name}")
-    if not out.parent.is_dir():
-        raise UserError(f"directory {out.parent} does not exist")
+    try:
+        if not out.parent.is_dir():
+            raise UserError(f"directory {out.parent} does not exist")
+    except OSError as e:
+        raise UserError(f"cannot use --out {out}: {e.strerror or e}") from e
+    check_memory(num, png=out.suffix == ".png", scale=scale)
     return out
+
+
+def check_memory(num: int, png: bool, scale: int, image_side: int = 28, latent_dim: int = 100) -> None:
+    """Refuse a --num that cannot fit in memory, before allocating any of it."""
+    per_image = 4 * (latent_dim + 2 * 256 + 2 * image_side**2)  # z, activations, output and its copy.
+    need = num * per_image
+    if png:
+        side = (math.isqrt(num - 1) + 1) * (image_side + 2) + 2
+        need += side * side * (4 + 3 * scale * scale)  # The float grid, then RGB pixels, enlarged.
+    free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    if need > free // 2:
+        raise UserError(f"--num {num} needs about {need / 2**30:.1f} GiB for {'a PNG' if png else 'its'} "
+                        f"images and this machine has {free / 2**30:.1f} GiB free; ask for fewer"
+                        + (" or write .npy" if png else ""))

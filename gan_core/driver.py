@@ -9,6 +9,7 @@ the checkpoint schedule, the non-finite stop, signals and the final pictures.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
 import threading
@@ -49,8 +50,8 @@ class Trainer(Protocol):
     def check(self, config: Config, dataset: Dataset) -> None:
         """Refuse, before anything is written, what this framework cannot run."""
 
-    def saved_meta(self, out_dir: Path) -> dict[str, Any]:
-        """The latest checkpoint's metadata (`config`, `dataset_used`, ...)."""
+    def saved_meta(self, out_dir: Path) -> dict[str, Any] | None:
+        """The latest checkpoint's metadata (`config`, `dataset_used`, ...); None if it has none."""
 
     def start(self, config: Config, train_images: np.ndarray, out_dir: Path, resume: bool) -> Any:
         """The state to train from: restored from `out_dir` or fresh."""
@@ -77,27 +78,45 @@ def main(trainer: Trainer, argv: Sequence[str] | None = None) -> int:
                                   trainer.description, f"runs/{trainer.program.split('.')[0]}")
         args = parser.parse_args(argv)
         out_dir = Path(args.out_dir)
-        saved = None
-        if args.resume:
-            rundir.require_previous_run(out_dir)
-            saved = trainer.saved_meta(out_dir)["config"]
-        config = cli.resolve_config(cli.given_overrides(args), saved)
-        return train(trainer, config, out_dir, resume=args.resume, overwrite=args.overwrite,
-                     quiet=args.quiet, stop=stop)
+        with rundir.claim(out_dir) as lock:
+            saved = None
+            if args.resume:
+                rundir.require_previous_run(out_dir)
+                meta = trainer.saved_meta(out_dir)
+                saved = meta["config"] if meta else rundir.read_config(out_dir)
+            config = cli.resolve_config(cli.given_overrides(args), saved)
+            return train(trainer, config, out_dir, resume=args.resume, overwrite=args.overwrite,
+                         quiet=args.quiet, stop=stop, lock=lock)
 
 
 def train(trainer: Trainer, config: Config, out_dir: str | Path, *, resume: bool = False,
-          overwrite: bool = False, quiet: bool = True, stop: GracefulStop | None = None) -> int:
-    """A whole run, checked before anything is written; returns its exit status."""
-    if stop is None:
-        with GracefulStop() as stop:
-            return train(trainer, config, out_dir, resume=resume, overwrite=overwrite, quiet=quiet,
-                         stop=stop)
+          overwrite: bool = False, quiet: bool = True, stop: GracefulStop | None = None,
+          lock: rundir.RunLock | None = None) -> int:
+    """A whole run, checked before anything is written; returns its exit status.
+
+    `lock` is the run directory's lock when the caller holds it already.
+    """
     out_dir = Path(out_dir)
+    with contextlib.ExitStack() as cleanup:
+        if stop is None:
+            stop = cleanup.enter_context(GracefulStop())
+        if lock is None:
+            lock = cleanup.enter_context(rundir.claim(out_dir))
+        return _checked_run(trainer, config, out_dir, resume, overwrite, quiet, stop, lock)
+
+
+def _checked_run(trainer: Trainer, config: Config, out_dir: Path, resume: bool, overwrite: bool,
+                 quiet: bool, stop: GracefulStop, lock: rundir.RunLock | None) -> int:
     config.validate()
     saved = trainer.saved_meta(out_dir) if resume else {}
-    if resume:
-        cli.check_resumable(Config.from_dict(saved["config"]), config.to_dict())
+    if resume and saved is None:  # Stopped before its first checkpoint: nothing to continue from.
+        print(f"note: {out_dir} has no checkpoint yet; starting it again from step 0", file=sys.stderr)
+        cli.check_resumable(Config.from_dict(rundir.read_config(out_dir)), config.to_dict())
+        saved, resume_state = {}, False
+    else:
+        resume_state = resume
+        if resume:
+            cli.check_resumable(Config.from_dict(saved["config"]), config.to_dict())
     dataset = load_dataset(config.dataset, config.data_dir,
                            tutorial_normalization=config.tutorial_normalization,
                            allow_download=config.download)
@@ -114,11 +133,11 @@ def train(trainer: Trainer, config: Config, out_dir: str | Path, *, resume: bool
     if stop.requested:
         print("stopped before the run started; nothing was written", file=sys.stderr)
         return stop.exit_code
-    out_dir, lock = rundir.prepare_out_dir(out_dir, resume=resume, overwrite=overwrite)
+    out_dir, lock = rundir.prepare_out_dir(out_dir, resume=resume, overwrite=overwrite, lock=lock)
     try:
         meta = {"dataset_used": dataset.name, "framework": trainer.framework}
         rundir.save_config(out_dir, config, meta)
-        state = trainer.start(config, dataset.images, out_dir, resume)
+        state = trainer.start(config, dataset.images, out_dir, resume_state)
         try:
             print(f"{trainer.program.split('.')[0]}: {dataset.name} ({len(dataset)} images from "
                   f"{dataset.source}), {config.total_steps(len(dataset))} steps, device "

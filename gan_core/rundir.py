@@ -82,10 +82,29 @@ class RunLock:
             self.fd = None
 
 
-def prepare_out_dir(out_dir: str | Path, *, resume: bool, overwrite: bool) -> tuple[Path, RunLock]:
+@contextmanager
+def claim(out_dir: Path) -> Iterator[RunLock | None]:
+    """Hold the lock of an existing run directory (None when there is none yet).
+
+    Taken before a resume reads the checkpoints, so a second process is refused
+    before it reads, truncates or deletes anything.
+    """
+    if not checked(out_dir.is_dir, out_dir):
+        yield None
+        return
+    lock = RunLock(out_dir).acquire()
+    try:
+        yield lock
+    finally:
+        lock.release()
+
+
+def prepare_out_dir(out_dir: str | Path, *, resume: bool, overwrite: bool,
+                    lock: RunLock | None = None) -> tuple[Path, RunLock]:
     """Lock, check and mark the output directory; never silently overwrite a run or a user file.
 
-    Returns the directory and its held lock (release it when the run ends).
+    Returns the directory and its held lock (`lock`, if the caller holds it
+    already); release it when the run ends.
     """
     out = Path(out_dir)
     if checked(lambda: out.exists() and not out.is_dir(), out):
@@ -103,7 +122,7 @@ def prepare_out_dir(out_dir: str | Path, *, resume: bool, overwrite: bool) -> tu
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UserError(f"cannot write to --out-dir {out}: {e.strerror or e}") from e
-    lock = RunLock(out).acquire()
+    lock = lock or RunLock(out).acquire()
     try:
         if overwrite and not resume:
             remove_run_outputs(out)
@@ -171,6 +190,16 @@ def save_config(out_dir: Path, config: Config, extra: dict[str, Any] | None = No
     payload = {**config.to_dict(), **(extra or {})}
     with atomic_write(out_dir / "config.json") as f:
         f.write(json.dumps(payload, indent=2) + "\n")
+
+
+def read_config(out_dir: Path) -> dict[str, Any]:
+    """The config a run saved when it started (for a run stopped before its first checkpoint)."""
+    path = out_dir / "config.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise UserError(f"--resume: {path} is missing or damaged, and the run has no checkpoint; "
+                        "start it again with --overwrite") from e
 
 
 class MetricsLog:

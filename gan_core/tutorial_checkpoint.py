@@ -8,12 +8,15 @@ the names and the shape checks from here.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from gan_core.config import Config
-from gan_core.errors import CheckpointError
+from gan_core.errors import CheckpointError, UserError
 
 TUTORIAL_KEYS = ("epoch", "model_G_state_dict", "model_D_state_dict",
                  "optimizer_G_state_dict", "optimizer_D_state_dict")
@@ -62,16 +65,51 @@ def check_state_dict(state_dict: Any, config: Config, network: str, where: str) 
 
 
 def check_payload(payload: Any, where: str) -> Config:
-    """The config of a loaded `.pth` dict, after checking its keys and shapes against it."""
+    """The config of a loaded `.pth` dict, after checking its keys, shapes and checksums.
+
+    torch.load does not notice flipped bytes inside a tensor, so the project's
+    own `.pth` files carry a SHA-256 of every tensor; the tutorial's own files
+    have none, and get the key and shape checks only.
+    """
     if not isinstance(payload, Mapping) or not all(k in payload for k in TUTORIAL_KEYS[1:3]):
         raise CheckpointError(f"{where} lacks the generator/discriminator state dicts")
-    config = config_of(payload)
+    config = config_of(payload, where)
     for network in ("G", "D"):
         check_state_dict(payload[f"model_{network}_state_dict"], config, network, where)
+    if "checksums" in payload:
+        sums = tensor_checksums(payload)
+        bad = [k for k, v in sums.items() if payload["checksums"].get(k) != v]
+        if bad or set(sums) != set(payload["checksums"]):
+            raise CheckpointError(f"{where} is corrupt: {len(bad)} tensor(s) fail their SHA-256 check"
+                                  + (f", e.g. {bad[0]}" if bad else ""))
     return config
 
 
-def config_of(payload: Mapping[str, Any]) -> Config:
+def tensor_checksums(payload: Mapping[str, Any]) -> dict[str, str]:
+    """SHA-256 of every model and Adam tensor of a `.pth` dict, by its path."""
+    sums = {}
+    for network in ("G", "D"):
+        for name, value in payload[f"model_{network}_state_dict"].items():
+            sums[f"model_{network}/{name}"] = _sha256(value)
+        state = payload.get(f"optimizer_{network}_state_dict", {}).get("state", {})
+        for index, moments in state.items():
+            for name, value in moments.items():
+                sums[f"optimizer_{network}/{index}/{name}"] = _sha256(value)
+    return sums
+
+
+def _sha256(value: Any) -> str:
+    """Of a torch tensor or a NumPy array, without importing torch."""
+    array = value.detach().cpu().numpy() if hasattr(value, "detach") else np.asarray(value)
+    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
+
+
+def config_of(payload: Mapping[str, Any], where: str = "checkpoint") -> Config:
     """The run's config; the tutorial's own checkpoints have none, so its defaults."""
     saved = payload.get("config")
-    return Config.from_dict(saved) if isinstance(saved, Mapping) else Config()
+    config = Config.from_dict(saved) if isinstance(saved, Mapping) else Config()
+    try:
+        config.validate()
+    except UserError as e:
+        raise CheckpointError(f"{where}: its saved config is damaged ({e})") from e
+    return config

@@ -10,6 +10,7 @@ damaged checkpoint is reported, never silently loaded.
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -21,9 +22,12 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from gan_core import rundir
 from gan_core.config import Config
 from gan_core.errors import CheckpointError
 from jax_gan.train_step import TrainState, create_train_state
+
+FILE_SUMS = "files.sha256.json"
 
 
 def checkpoint_dir(path: str | Path) -> Path:
@@ -37,9 +41,12 @@ class Checkpointer:
         self.directory = Path(directory).absolute()
         if not create and not self.directory.is_dir():
             raise CheckpointError(f"no checkpoint directory at {directory}")
+        if create:  # A save cut short by a crash or kill -9 left its temporary folder.
+            for tmp in self.directory.glob("*.orbax-checkpoint-tmp*"):
+                shutil.rmtree(tmp, ignore_errors=True)
         options = ocp.CheckpointManagerOptions(
             preservation_policy=ocp.checkpoint_managers.LatestN(n=keep), create=create,
-            enable_async_checkpointing=False, cleanup_tmp_directories=True)
+            enable_async_checkpointing=False)
         try:
             self.manager = ocp.CheckpointManager(self.directory, options=options)
         except Exception as e:  # noqa: BLE001 - Orbax raises many types here.
@@ -49,14 +56,27 @@ class Checkpointer:
         return self.manager.latest_step()
 
     def save(self, state: TrainState, meta: dict[str, Any]) -> int:
-        """Save `state` as its step; on failure (a full disk) nothing half-written is left."""
+        """Save `state` as its step; on failure (a full disk) nothing half-written is left.
+
+        Free space is checked first: Orbax's writer threads report a full disk
+        with pages of tracebacks, after the fact.
+        """
         step = int(state.step)
         tree = flax.serialization.to_state_dict(jax.device_get(state))
         meta = {**meta, "checksums": checksums(tree)}
+        need = sum(np.asarray(x).nbytes for x in jax.tree.leaves(tree)) * 1.1 + 2**20
+        free = shutil.disk_usage(self.directory).free
+        if need > free:
+            raise CheckpointError(f"cannot save checkpoint {step} in {self.directory}: No space left on "
+                                  f"device (needs {need / 2**20:.1f} MB, {free / 2**20:.1f} MB free); "
+                                  "earlier checkpoints are kept")
         try:
+            if step in self.manager.all_steps():  # A damaged one a resume skipped, redone now.
+                self.manager.delete(step)
             self.manager.save(step, args=ocp.args.Composite(
                 state=ocp.args.StandardSave(tree), meta=ocp.args.JsonSave(meta)), force=True)
             self.manager.wait_until_finished()
+            write_file_sums(self.directory / str(step))
         except Exception as e:  # noqa: BLE001 - Orbax wraps OSError in several types.
             for tmp in self.directory.glob("*.orbax-checkpoint-tmp*"):
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -67,6 +87,7 @@ class Checkpointer:
     def restore_meta(self, step: int | None = None) -> dict[str, Any]:
         """The metadata saved with `step` (default: the latest): config, dataset, epoch."""
         step = self._step(step)
+        check_file_sums(self.directory / str(step))
         try:
             meta = self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
             # Runs saved before `dropout_masks` existed drew flax's threefry masks:
@@ -102,7 +123,7 @@ class Checkpointer:
             if bad:
                 raise CheckpointError(f"checkpoint {where} is corrupt: {len(bad)} array(s) fail their "
                                       f"SHA-256 check, e.g. {bad[0]}")
-        return flax.serialization.from_state_dict(template, tree), meta
+        return flax.serialization.from_state_dict(template, jax.device_put(tree)), meta
 
     def restore_latest_good(self) -> tuple[TrainState, dict[str, Any]]:
         """The newest checkpoint that verifies; says so when it has to skip a damaged one."""
@@ -135,6 +156,41 @@ class Checkpointer:
 
     def close(self) -> None:
         self.manager.close()
+
+
+def write_file_sums(folder: Path) -> None:
+    """SHA-256 of every file of a saved checkpoint, beside them: `check_file_sums` reads it.
+
+    Checked before Orbax opens anything, so damaged bytes are reported as such
+    instead of surfacing as decoder errors from Orbax's reader threads.
+    """
+    sums = {str(p.relative_to(folder)): _file_sha256(p) for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.name != FILE_SUMS}
+    with rundir.atomic_write(folder / FILE_SUMS) as f:
+        json.dump(sums, f, indent=0)
+
+
+def check_file_sums(folder: Path) -> None:
+    """Refuse a checkpoint whose files differ from what was saved (no-op for older checkpoints)."""
+    listing = folder / FILE_SUMS
+    if not listing.exists():
+        return
+    try:
+        sums = json.loads(listing.read_text())
+    except (OSError, ValueError) as e:
+        raise CheckpointError(f"checkpoint {folder} is corrupt: its {FILE_SUMS} is unreadable") from e
+    present = {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()} - {FILE_SUMS}
+    if present != set(sums):
+        raise CheckpointError(f"checkpoint {folder} is corrupt: files are missing or were added")
+    bad = [name for name, digest in sums.items() if _file_sha256(folder / name) != digest]
+    if bad:
+        raise CheckpointError(f"checkpoint {folder} is corrupt: {len(bad)} file(s) fail their SHA-256 "
+                              f"check, e.g. {bad[0]}")
+
+
+def _file_sha256(path: Path) -> str:
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def checksums(tree: Any) -> dict[str, str]:

@@ -14,6 +14,7 @@ tutorial's notebook can load.
 from __future__ import annotations
 
 import argparse
+import io
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -28,7 +29,7 @@ from gan_core import rundir
 from gan_core.cli import add_debug_flag, main_guard
 from gan_core.config import Config
 from gan_core.errors import CheckpointError, UserError
-from gan_core.tutorial_checkpoint import LAYERS, check_payload, param_names
+from gan_core.tutorial_checkpoint import LAYERS, check_payload, param_names, tensor_checksums
 from jax_gan import checkpoint
 from jax_gan.checkpoint import Checkpointer
 from jax_gan.train_step import TrainState
@@ -173,11 +174,11 @@ def export_torch_checkpoint(src: Path, dest: Path, overwrite: bool = False) -> i
     state, config, meta = checkpoint.load(src)
     payload = state_to_checkpoint(state, config, int(meta.get("epoch", 0)))
     payload["dataset_used"] = meta.get("dataset_used")
-    try:
-        with rundir.atomic_write(dest, "wb") as f:  # Never a truncated .pth at `dest`.
-            torch.save(payload, f)
-    except RuntimeError as e:  # torch reports a failed write of its zip as RuntimeError.
-        raise UserError(f"cannot write {dest}: {str(e).splitlines()[0]}") from e
+    payload["checksums"] = tensor_checksums(payload)
+    buffer = io.BytesIO()  # Serialized first: a full disk is then an OSError naming the file.
+    torch.save(payload, buffer)
+    with rundir.atomic_write(dest, "wb") as f:  # Never a truncated .pth at `dest`.
+        f.write(buffer.getbuffer())
     return int(state.step)
 
 

@@ -40,9 +40,10 @@ def parser() -> argparse.ArgumentParser:
 @main_guard
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    if args.steps < 2:
-        raise UserError(f"--steps must be at least 2, got {args.steps}")
-    out = check_out(args.out, args.steps, args.image_scale)
+    if not 2 <= args.steps <= 10_000:
+        raise UserError(f"--steps must be in [2, 10000], got {args.steps}")
+    out = check_out(args.out, args.steps, args.image_scale,
+                    {"--seed": args.seed, "--from-seed": args.from_seed, "--to-seed": args.to_seed})
     state, config, _ = checkpoint.load(args.checkpoint)
     z0, z1 = latent_points(args.seed, 2, config.latent_dim)
     if args.from_seed is not None:

@@ -22,7 +22,7 @@ from jax_gan.train_step import generate
 @main_guard
 def main(argv: Sequence[str] | None = None) -> int:
     args = sample_parser("python -m jax_gan.sample").parse_args(argv)
-    out = check_out(args.out, args.num, args.image_scale)
+    out = check_out(args.out, args.num, args.image_scale, {"--seed": args.seed})
     state, config, _ = checkpoint.load(args.checkpoint)
     z = latent_points(args.seed, args.num, config.latent_dim)
     write_images(out, generate(state.params_g, jnp.asarray(z), config), scale=args.image_scale)

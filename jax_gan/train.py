@@ -42,9 +42,14 @@ class JaxTrainer:
     def check(self, config: Config, dataset: Dataset) -> None:
         pass  # Every valid config runs.
 
-    def saved_meta(self, out_dir: Path) -> dict[str, Any]:
+    def saved_meta(self, out_dir: Path) -> dict[str, Any] | None:
         """The newest checkpoint that verifies (kept for `start`): damaged ones are skipped."""
-        checkpointer = Checkpointer(Path(out_dir) / "checkpoints", create=False)
+        if self.resumed is not None:
+            return self.resumed[1]
+        folder = Path(out_dir) / "checkpoints"
+        if not folder.is_dir() or not any(p.name.isdigit() for p in folder.iterdir()):
+            return None
+        checkpointer = Checkpointer(folder, create=False)
         try:
             self.resumed = checkpointer.restore_latest_good()
         finally:

@@ -80,3 +80,53 @@ class FileServer:
     def __exit__(self, *exc) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class FakeTrainer:
+    """A framework-free trainer for the driver: no model, instant epochs, a JSON "checkpoint".
+
+    Lets tests drive every path of `gan_core.driver` (flags, folders, locks, signals,
+    logging) hundreds of times without JAX or torch.
+    """
+
+    framework = "fake"
+    program = "tests.fake"
+    description = "A trainer that trains nothing."
+
+    def check(self, config, dataset):
+        pass
+
+    def device(self):
+        return "none"
+
+    def saved_meta(self, out_dir):
+        import json
+
+        return json.loads((Path(out_dir) / "checkpoints" / "fake.json").read_text())
+
+    def start(self, config, train_images, out_dir, resume):
+        self.config, self.out_dir = config, Path(out_dir)
+        return {"step": self.saved_meta(out_dir)["step"] if resume else 0}
+
+    def step_of(self, state):
+        return state["step"]
+
+    def train_epoch(self, state, start, stop):
+        from gan_core.driver import EpochResult
+
+        n, first = stop - start, state["step"]
+        metrics = {"loss_g": np.full(n, 0.7, np.float32), "loss_d": np.full(n, 0.7, np.float32)}
+        due = sum(1 for s in range(first, first + n) if s % self.config.sample_every == 0)
+        samples = np.linspace(-1, 1, due * 25 * 28 * 28, dtype=np.float32).reshape(due, 25, 28, 28)
+        return EpochResult({"step": first + n}, metrics, samples, due, True)
+
+    def generate(self, state, z):
+        return np.zeros((len(z), 28, 28), np.float32)
+
+    def save(self, state, meta):
+        import json
+
+        (self.out_dir / "checkpoints" / "fake.json").write_text(json.dumps({**meta, **state}))
+
+    def close(self):
+        pass

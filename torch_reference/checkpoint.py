@@ -7,6 +7,7 @@ temporary file and renamed, so a crash never leaves half a file.
 
 from __future__ import annotations
 
+import io
 import pickle
 import zipfile
 from pathlib import Path
@@ -16,7 +17,7 @@ import torch
 
 from gan_core.errors import CheckpointError
 from gan_core.rundir import atomic_write
-from gan_core.tutorial_checkpoint import FILENAME, check_payload, checkpoint_path
+from gan_core.tutorial_checkpoint import FILENAME, check_payload, checkpoint_path, tensor_checksums
 from torch_reference.train_step import TrainState, create_train_state
 
 
@@ -32,12 +33,11 @@ def save(path: Path, state: TrainState, meta: dict[str, Any]) -> None:
         **meta,
         "torch_rng_state": torch.get_rng_state(),
     }
-    try:
-        with atomic_write(path, "wb") as f:
-            torch.save(payload, f)
-    except RuntimeError as e:  # torch reports a failed write of its zip as RuntimeError.
-        raise CheckpointError(f"cannot save checkpoint {path}: {str(e).splitlines()[0]}; the "
-                              "previous one is kept") from e
+    payload["checksums"] = tensor_checksums(payload)
+    buffer = io.BytesIO()  # Serialized first: a full disk is then an OSError naming the file.
+    torch.save(payload, buffer)
+    with atomic_write(path, "wb") as f:
+        f.write(buffer.getbuffer())
 
 
 def load(path: str | Path, device: torch.device | str = "cpu") -> dict[str, Any]:

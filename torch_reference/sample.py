@@ -21,7 +21,7 @@ from torch_reference.train_step import generate
 @main_guard
 def main(argv: Sequence[str] | None = None) -> int:
     args = sample_parser("python -m torch_reference.sample").parse_args(argv)
-    out = check_out(args.out, args.num, args.image_scale)
+    out = check_out(args.out, args.num, args.image_scale, {"--seed": args.seed})
     payload = checkpoint.load(args.checkpoint)
     state = checkpoint.restore_state(payload)
     z = torch.from_numpy(latent_points(args.seed, args.num, config_of(payload).latent_dim))

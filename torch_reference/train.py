@@ -51,8 +51,9 @@ class TorchTrainer:
                                 f"files under {config.data_dir}/MNIST/raw (this run has {dataset.name})")
             tutorial_dataset(config)
 
-    def saved_meta(self, out_dir: Path) -> dict[str, Any]:
-        return Checkpointer(out_dir, self.torch_device).restore_meta()
+    def saved_meta(self, out_dir: Path) -> dict[str, Any] | None:
+        checkpointer = Checkpointer(out_dir, self.torch_device)
+        return checkpointer.restore_meta() if checkpointer.path.exists() else None
 
     def start(self, config: Config, train_images: np.ndarray, out_dir: Path, resume: bool) -> TrainState:
         self.config = config
