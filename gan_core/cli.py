@@ -23,16 +23,16 @@ from gan_core.errors import UserError
 METAVARS = {int: "N", float: "X", str: "DIR"}  # The only free-form string field is --data-dir.
 
 
-def config_fields(framework: str) -> list[dataclasses.Field]:
+def config_fields(framework: str, exclude: tuple[str, ...] = ()) -> list[dataclasses.Field]:
     """The Config fields a framework's command line exposes."""
     return [f for f in dataclasses.fields(Config)
-            if f.metadata["flag"] and f.metadata["only"] in (None, framework)]
+            if f.metadata["flag"] and f.metadata["only"] in (None, framework) and f.name not in exclude]
 
 
-def add_config_flags(parser: argparse.ArgumentParser, framework: str) -> None:
+def add_config_flags(parser: argparse.ArgumentParser, framework: str, exclude: tuple[str, ...] = ()) -> None:
     """One flag per Config field; each defaults to None so a resume can tell what was given."""
     group = parser.add_argument_group("training configuration")
-    for f in config_fields(framework):
+    for f in config_fields(framework, exclude):
         kind = field_type(f)
         help_text = f.metadata["help"]
         if f.default is not None:

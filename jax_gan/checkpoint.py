@@ -9,10 +9,13 @@ damaged checkpoint is reported, never silently loaded.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import shutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +33,18 @@ from jax_gan.train_step import TrainState, create_train_state
 FILE_SUMS = "files.sha256.json"
 
 
+@contextlib.contextmanager
+def quiet_absl(level: int = logging.ERROR) -> Iterator[None]:
+    """Raise absl's log threshold for a block, and put it back."""
+    logger = logging.getLogger("absl")
+    before = logger.level
+    logger.setLevel(level)
+    try:
+        yield
+    finally:
+        logger.setLevel(before)
+
+
 def checkpoint_dir(path: str | Path) -> Path:
     """Accept a run directory or its `checkpoints/` directory."""
     path = Path(path)
@@ -37,16 +52,24 @@ def checkpoint_dir(path: str | Path) -> Path:
 
 
 class Checkpointer:
+    """One run's checkpoints, written and read by this process alone (also in a multi-process sweep)."""
+
     def __init__(self, directory: str | Path, keep: int = 3, create: bool = True):
         self.directory = Path(directory).absolute()
         if not create and not self.directory.is_dir():
             raise CheckpointError(f"no checkpoint directory at {directory}")
         if create:  # A save cut short by a crash or kill -9 left its temporary folder.
+            try:
+                self.directory.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise CheckpointError(f"cannot create {self.directory}: {e.strerror or e}") from e
             for tmp in self.directory.glob("*.orbax-checkpoint-tmp*"):
                 shutil.rmtree(tmp, ignore_errors=True)
         options = ocp.CheckpointManagerOptions(
-            preservation_policy=ocp.checkpoint_managers.LatestN(n=keep), create=create,
-            enable_async_checkpointing=False)
+            preservation_policy=ocp.checkpoint_managers.LatestN(n=keep), create=False,
+            enable_async_checkpointing=False,
+            multiprocessing_options=ocp.options.MultiprocessingOptions(
+                primary_host=jax.process_index(), active_processes={jax.process_index()}))
         try:
             self.manager = ocp.CheckpointManager(self.directory, options=options)
         except Exception as e:  # noqa: BLE001 - Orbax raises many types here.
@@ -73,8 +96,9 @@ class Checkpointer:
         try:
             if step in self.manager.all_steps():  # A damaged one a resume skipped, redone now.
                 self.manager.delete(step)
-            self.manager.save(step, args=ocp.args.Composite(
-                state=ocp.args.StandardSave(tree), meta=ocp.args.JsonSave(meta)), force=True)
+            with quiet_absl():  # Orbax's notes about its multi-process layout, for a one-process save.
+                self.manager.save(step, args=ocp.args.Composite(
+                    state=ocp.args.StandardSave(tree), meta=ocp.args.JsonSave(meta)), force=True)
             self.manager.wait_until_finished()
             write_file_sums(self.directory / str(step))
         except Exception as e:  # noqa: BLE001 - Orbax wraps OSError in several types.

@@ -30,9 +30,15 @@ class TrainState:
     key: jax.Array  # Raw uint32 key. Step k draws from fold_in(key, k): resumable anywhere.
 
 
-def make_optimizer(config: Config) -> optax.GradientTransformation:
-    """torch.optim.Adam's defaults; optax uses the same update and bias correction."""
-    return optax.adam(config.lr, b1=config.b1, b2=config.b2, eps=config.eps)
+def make_optimizer(config: Config, lr: Any = None, b1: Any = None) -> optax.GradientTransformation:
+    """torch.optim.Adam's defaults; optax uses the same update and bias correction.
+
+    `lr` and `b1` override the config's with arrays, which may be traced: a
+    sweep gives each member its own, and the optimizer state keeps plain
+    `optax.adam`'s layout, so a member's checkpoint is an ordinary run's.
+    """
+    return optax.adam(config.lr if lr is None else lr, b1=config.b1 if b1 is None else b1,
+                      b2=config.b2, eps=config.eps)
 
 
 def create_train_state(config: Config, seed: int | None = None) -> TrainState:
@@ -60,8 +66,8 @@ def step_keys(state: TrainState) -> tuple[jax.Array, ...]:
     return tuple(jax.random.split(jax.random.fold_in(state.key, state.step), 4))
 
 
-def train_step(state: TrainState, real: jax.Array, config: Config,
-               z: jax.Array | None = None, dropout: bool = True) -> tuple[TrainState, dict]:
+def train_step(state: TrainState, real: jax.Array, config: Config, z: jax.Array | None = None,
+               dropout: bool = True, hyper: dict | None = None) -> tuple[TrainState, dict]:
     """One G update then one D update on `real` (N, H, W[, 1]); returns (state, metrics).
 
     Pure: compile it where it is called, with `config` and `dropout` static
@@ -70,7 +76,7 @@ def train_step(state: TrainState, real: jax.Array, config: Config,
     parity tests use both to compare with the reference step by step.
     """
     g, d = make_models(config)
-    tx = make_optimizer(config)
+    tx = make_optimizer(config, **(hyper or {}))
     n = real.shape[0]
     real = real.reshape(n, config.image_size, config.image_size, 1)
     z_key, g_drop, d_drop_g, d_drop_d = step_keys(state)
@@ -139,7 +145,8 @@ def epoch_permutation(state: TrainState, epoch: jax.Array, num_examples: int) ->
 
 @functools.partial(jax.jit, static_argnames=("config", "start", "stop"), donate_argnames=("state",))
 def train_epoch(state: TrainState, images: jax.Array, fixed_z: jax.Array | None, config: Config,
-                start: int = 0, stop: int | None = None) -> EpochResult:
+                start: int = 0, stop: int | None = None, hyper: dict | None = None,
+                alive: jax.Array | None = None) -> EpochResult:
     """Steps `start..stop` of the epoch that `state.step` is in, as one program.
 
     The full batches run under `lax.scan`; the last, partial batch (kept, as the
@@ -148,6 +155,11 @@ def train_epoch(state: TrainState, images: jax.Array, fixed_z: jax.Array | None,
     every step divisible by `config.sample_every`, before that step's update;
     without it, `samples` is empty. `params_finite` says whether both networks'
     weights are still finite at the end. `state` is donated: use the returned one.
+
+    For a sweep (`jax_gan.sweep` vmaps this over members): `hyper` overrides
+    Adam's `lr`/`b1`, and with `alive` given, a step whose losses or weights are
+    not finite is not applied: the state stays frozen at its last good step,
+    and `metrics["alive"]` says, step by step, whether the member still trains.
     """
     n, batch = images.shape[0], config.batch_size
     full, remainder = divmod(n, batch)
@@ -171,19 +183,31 @@ def train_epoch(state: TrainState, images: jax.Array, fixed_z: jax.Array | None,
 
         return jax.lax.cond(state.step % config.sample_every == 0, take, lambda g: g, grids)
 
+    def advance(state, alive, real):
+        new, metrics = train_step(state, real, config, hyper=hyper)
+        if alive is None:
+            return new, alive, metrics
+        ok = alive & jnp.isfinite(metrics["loss_g"]) & jnp.isfinite(metrics["loss_d"]) & all_finite(new)
+        new = jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, state)
+        return new, ok, {**metrics, "alive": ok}
+
     def body(carry, index):
-        state, grids = carry
+        state, alive, grids = carry
         grids = record(state, grids)
         batch_idx = jax.lax.dynamic_slice_in_dim(order, index * batch, batch)
-        state, metrics = train_step(state, images[batch_idx], config)
-        return (state, grids), metrics
+        state, alive, metrics = advance(state, alive, images[batch_idx])
+        return (state, alive, grids), metrics
 
     scan_stop = min(stop, full)
-    (state, grids), metrics = jax.lax.scan(body, (state, grids), jnp.arange(start, scan_stop))
+    (state, alive, grids), metrics = jax.lax.scan(body, (state, alive, grids), jnp.arange(start, scan_stop))
     if stop > full:  # The partial batch.
         grids = record(state, grids)
-        state, last = train_step(state, images[order[full * batch:]], config)
+        state, alive, last = advance(state, alive, images[order[full * batch:]])
         metrics = jax.tree.map(lambda a, b: jnp.concatenate([a, b[None]]), metrics, last)
-    finite = jnp.all(jnp.stack([jnp.isfinite(x).all() for x in
-                                jax.tree.leaves((state.params_g, state.params_d))]))
-    return EpochResult(state, metrics, *grids, finite)
+    return EpochResult(state, metrics, *grids, all_finite(state))
+
+
+def all_finite(state: TrainState) -> jax.Array:
+    """Whether every weight of G and D is finite (one boolean, on the device)."""
+    leaves = jax.tree.leaves((state.params_g, state.params_d))
+    return jnp.all(jnp.stack([jnp.isfinite(x).all() for x in leaves]))

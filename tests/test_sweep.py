@@ -1,0 +1,138 @@
+"""`python -m jax_gan.sweep`: a population trained as one program is the same runs as one at a time."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from jax_gan import checkpoint, sweep
+from jax_gan import sample as jax_sample
+from jax_gan import train as jax_train
+
+ROOT = Path(__file__).resolve().parent.parent
+COMMON = ["--dataset", "mnist-sample", "--epochs", "1", "--max-steps", "40", "--sample-every", "20",
+          "--quiet"]
+
+
+def _max_diff(a, b) -> float:
+    return max(float(np.abs(np.asarray(x) - np.asarray(y)).max())
+               for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True))
+
+
+def _metrics(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def population(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("sweep") / "sweep"
+    assert sweep.main([*COMMON, "--seeds", "0,1", "--lr", "0.0002,1e30", "--out-dir", str(out)]) == 0
+    return out
+
+
+def test_each_member_is_an_ordinary_run(population):
+    summary = json.loads((population / "summary.json").read_text())
+    names = [m["run_dir"] for m in summary["members"]]
+    assert names == ["seed0-lr0.0002", "seed0-lr1e+30", "seed1-lr0.0002", "seed1-lr1e+30"]
+    for name in ("seed0-lr0.0002", "seed1-lr0.0002"):
+        run = population / name
+        config = json.loads((run / "config.json").read_text())
+        assert config["seed"] == int(name[4]) and config["lr"] == 0.0002
+        assert sorted(p.name for p in (run / "samples").iterdir()) == ["step_0000000.png", "step_0000020.png"]
+        assert (run / "progress.gif").exists() and (run / "samples.png").exists()
+    assert jax_sample.main(["--checkpoint", str(population / "seed1-lr0.0002"), "--out",
+                            str(population / "s.npy")]) == 0
+    assert (population / "contact_sheet.png").exists()
+    assert "| 1 | 0.0002 |" in (population / "summary.md").read_text()
+
+
+def test_a_diverged_member_is_frozen_and_the_others_go_on(population):
+    members = {m["run_dir"]: m for m in json.loads((population / "summary.json").read_text())["members"]}
+    for seed in (0, 1):
+        assert members[f"seed{seed}-lr1e+30"]["status"] == "diverged"
+        assert members[f"seed{seed}-lr1e+30"]["diverged_at_step"] == 1  # As the single run reports.
+        assert members[f"seed{seed}-lr0.0002"]["status"] == "trained"
+        frozen = checkpoint.load(population / f"seed{seed}-lr1e+30")[0]
+        assert int(frozen.step) == 1 and all(np.isfinite(x).all() for x in jax.tree.leaves(frozen))
+
+
+def test_a_member_is_the_single_run_with_its_seed_and_lr(population, tmp_path):
+    single = tmp_path / "single"
+    assert jax_train.main([*COMMON, "--seed", "1", "--out-dir", str(single)]) == 0
+    member = population / "seed1-lr0.0002"
+    # XLA batches the members' matmuls, so sums may round differently: within float32 noise.
+    assert _max_diff(checkpoint.load(member)[0], checkpoint.load(single)[0]) < 1e-6
+    for a, b in zip(_metrics(member), _metrics(single), strict=True):
+        assert a["step"] == b["step"] and a["loss_g"] == pytest.approx(b["loss_g"], rel=1e-5)
+
+
+def test_resume_continues_the_population(population, tmp_path):
+    out = tmp_path / "sweep"
+    flags = [f for f in COMMON if f not in ("--max-steps", "40")]
+    assert sweep.main([*flags, "--max-steps", "20", "--seeds", "0,1", "--lr", "0.0002,1e30",
+                       "--out-dir", str(out)]) == 0
+    assert sweep.main(["--resume", "--max-steps", "40", "--quiet", "--out-dir", str(out)]) == 0
+    for name in ("seed0-lr0.0002", "seed1-lr0.0002"):
+        assert _max_diff(checkpoint.load(out / name)[0], checkpoint.load(population / name)[0]) == 0
+        assert _metrics(out / name)[-1] == _metrics(population / name)[-1]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--seeds", "0,x"], "expected a comma list of ints"),
+    (["--lr", "0.1,-1"], "--lr must be positive"),
+    (["--seeds", "0,0"], "the same member twice"),
+    (["--process-id", "1"], "go together"),
+])
+def test_bad_sweep_flags_are_one_line(argv, message, tmp_path, capsys):
+    try:
+        code = sweep.main([*argv, "--dataset", "mnist-sample", "--out-dir", str(tmp_path / "s")])
+    except SystemExit as e:
+        code = e.code
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err
+    assert not (tmp_path / "s").exists()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _run_sweep(out: Path, devices: int, processes: int = 1) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu",
+           "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
+    argv = [sys.executable, "-m", "jax_gan.sweep", *COMMON, "--seeds", "0,1,2", "--lr", "0.0002,0.0004",
+            "--out-dir", str(out)]
+    if processes == 1:
+        procs = [subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, text=True)]
+    else:
+        address = f"127.0.0.1:{_free_port()}"
+        procs = [subprocess.Popen([*argv, "--coordinator-address", address, "--num-processes", str(processes),
+                                   "--process-id", str(i)], env=env, stderr=subprocess.PIPE, text=True)
+                 for i in range(processes)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err[-3000:]
+
+
+@pytest.mark.slow
+def test_one_device_four_devices_and_two_processes_train_the_same_members(tmp_path):
+    runs = {"1 device": (1, 1), "4 devices": (4, 1), "2 processes x 2 devices": (2, 2)}
+    for name, (devices, processes) in runs.items():
+        _run_sweep(tmp_path / name, devices, processes)
+    members = json.loads((tmp_path / "1 device" / "summary.json").read_text())["members"]
+    assert len(members) == 6  # 6 members on 4 devices: padded to 8 slots.
+    for name in runs:
+        summary = json.loads((tmp_path / name / "summary.json").read_text())["members"]
+        assert [m["run_dir"] for m in summary] == [m["run_dir"] for m in members]
+        for m in members:
+            a = checkpoint.load(tmp_path / "1 device" / m["run_dir"])[0]
+            b = checkpoint.load(tmp_path / name / m["run_dir"])[0]
+            assert _max_diff(a, b) < 1e-6, (name, m["run_dir"])
