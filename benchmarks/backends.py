@@ -182,6 +182,40 @@ def make_jax_scan_threefry(config: Config, images: np.ndarray, device: str) -> R
     return make_jax_scan(dataclasses.replace(config, dropout_masks="threefry"), images, device)
 
 
+def make_jax_sweep(config: Config, images: np.ndarray, device: str, population: int = 8):
+    """`population` runs (seeds 0..N-1) as one program, as `python -m jax_gan.sweep` trains them.
+
+    One `run(steps)` advances every member by `steps`: member steps are `steps * population`.
+    Like jax-scan, no sample grids are taken inside the timed epochs.
+    """
+    import jax
+
+    from jax_gan import sweep
+
+    members = sweep.plan(config, list(range(population)), [config.lr], [config.b1])
+    _, member_sharding, replicated = sweep.mesh_sharding()
+    slots = sweep.slots_for(population, jax.device_count())
+    pop = sweep.initial_population(members, slots, member_sharding, swept=())._replace(fixed_z=None)
+    data = sweep.global_array(images, replicated)
+    full = len(images) // config.batch_size
+
+    def run(steps: int) -> None:
+        nonlocal pop
+        if steps > full:
+            raise ValueError(f"jax-sweep times at most one epoch ({full} full batches)")
+        pop, metrics, _, _ = sweep.population_epoch(pop, data, config, 0, steps)
+        jax.block_until_ready((pop.state, metrics))
+
+    run.epoch_steps = full
+    return run
+
+
+def backend_population(name: str) -> tuple[str, int]:
+    """"jax-sweep@64" -> ("jax-sweep", 64); other backends train one run: population 1."""
+    base, _, population = name.partition("@")
+    return base, int(population) if population else 1
+
+
 BACKENDS = {
     "torch-tutorial": make_torch_tutorial,
     "torch-eager": make_torch_eager,
@@ -190,6 +224,7 @@ BACKENDS = {
     "jax-jit": make_jax_jit,
     "jax-scan": make_jax_scan,
     "jax-scan-threefry": make_jax_scan_threefry,
+    "jax-sweep": make_jax_sweep,  # Named with its population: jax-sweep@64.
 }
 CPU_BACKENDS = ("torch-tutorial", "torch-eager", "torch-compile", "jax-jit", "jax-scan", "jax-scan-threefry")
 GPU_BACKENDS = CPU_BACKENDS[:3] + ("torch-compile-cudagraphs",) + CPU_BACKENDS[3:]

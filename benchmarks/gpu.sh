@@ -49,7 +49,14 @@ save gpu-tf32
   --backends torch-tutorial,torch-eager,jax-scan --steps 20 --repeats 5 --parallel-start --timeout "$TIMEOUT" \
   --json "$RESULTS/gpu-tutorial-loader.json" || echo "some backend failed; see the table"
 save gpu-tutorial-loader
-# 4. The trainer end to end: 200 epochs (the recipe's epoch count, so its per-epoch
+# 4. Many runs as one program: jax_gan.sweep's population, member steps per second
+# (its 'tutorial recipe' column is the projected time of 200 epochs for every member at once).
+if [ "${QUICK:-0}" = 1 ]; then POPS="1,4"; else POPS="1,8,64,256"; fi
+"$PY" -m benchmarks.throughput --device "$DEVICE" --precision highest --batch-sizes 64 \
+  --backends jax-scan,jax-sweep --populations "$POPS" $EXTRA --repeats 3 --timeout "$TIMEOUT" \
+  --json "$RESULTS/gpu-sweep.json" || echo "some backend failed; see the table"
+save gpu-sweep
+# 5. The trainer end to end: 200 epochs (the recipe's epoch count, so its per-epoch
 # logging, sample grids and checkpoints) on the offline 5,000-digit sample.
 if [ "${QUICK:-0}" = 1 ]; then EPOCHS=1; else EPOCHS=200; fi
 RUN_DIR="$(mktemp -d)"

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.backends import backend_population
 from benchmarks.roofline import train_step_flops
 from benchmarks.worker import MNIST_TRAIN
 from gan_core.config import Config
@@ -38,9 +39,13 @@ def summarize(records: list[dict[str, Any]], ceiling: dict[str, Any]) -> None:
         flops = train_step_flops(Config(batch_size=batch))
         steps_recipe = TUTORIAL_EPOCHS * -(-MNIST_TRAIN // batch)
         for r in group.values():
+            r["population"] = backend_population(r["backend"])[1]
             if "steps_per_s" not in r:
                 continue
-            r["gflops"] = r["steps_per_s"] * flops / 1e9
+            # A jax-sweep step advances every member: count what all of them do.
+            r["member_steps_per_s"] = r["steps_per_s"] * r["population"]
+            r["images_per_s"] = r["member_steps_per_s"] * batch
+            r["gflops"] = r["member_steps_per_s"] * flops / 1e9
             r["fraction_of_matmul_ceiling"] = r["gflops"] / ceiling_gflops
             step_bound = ceiling["step_gemms"].get(str(batch))
             if step_bound:
@@ -49,6 +54,9 @@ def summarize(records: list[dict[str, Any]], ceiling: dict[str, Any]) -> None:
             for base in BASELINES:
                 if "steps_per_s" in group.get(base, {}):
                     r[f"speedup_vs_{base}"] = r["steps_per_s"] / group[base]["steps_per_s"]
+            if r["population"] > 1 and "steps_per_s" in group.get("jax-scan", {}):
+                # Per member-step: 1.0 means a member costs what a single run does.
+                r["member_steps_vs_jax-scan"] = r["member_steps_per_s"] / group["jax-scan"]["steps_per_s"]
 
 
 def environment(device: str, threads: int, precision: str) -> dict[str, Any]:
@@ -114,19 +122,19 @@ def _preamble(result: dict[str, Any]) -> list[str]:
 
 
 def _table_header() -> list[str]:
-    """Column names and alignment: twelve columns."""
+    """Column names and alignment: thirteen columns."""
     return [
         "| backend | batch | steps/s (min-max) | images/s | first step (s) | peak RSS (MB) | "
         "GFLOP/s | % of ceiling | % of step matmuls | vs torch-eager | vs torch-tutorial | "
-        f"tutorial recipe ({TUTORIAL_EPOCHS} epochs) |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        f"tutorial recipe ({TUTORIAL_EPOCHS} epochs) | member steps/s (vs jax-scan) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
 
 
 def _table_row(r: dict[str, Any]) -> str:
     """One record's row; a failed backend gets its reason and empty cells."""
     if "steps_per_s" not in r:
-        return f"| {r['backend']} | {r['batch_size']} | failed: {r.get('error', '?')} |" + " |" * 10
+        return f"| {r['backend']} | {r['batch_size']} | failed: {r.get('error', '?')} |" + " |" * 11
     mem = r.get("peak_gpu_mb", r.get("peak_host_rss_mb", 0))
     return (
         f"| {r['backend']} | {r['batch_size']} | {r['steps_per_s']:.1f} "
@@ -134,7 +142,8 @@ def _table_row(r: dict[str, Any]) -> str:
         f"{r['first_step_s']:.2f} | {mem:,.0f} | {r['gflops']:.1f} | "
         f"{100 * r['fraction_of_matmul_ceiling']:.1f}% | {_percent(r, 'fraction_of_step_gemms')} | "
         f"{_ratio(r, 'speedup_vs_torch-eager')} | {_ratio(r, 'speedup_vs_torch-tutorial')} | "
-        f"{_duration(r['tutorial_recipe_projected_s'])} |")
+        f"{_duration(r['tutorial_recipe_projected_s'])} | {r['member_steps_per_s']:,.0f} "
+        f"({_ratio(r, 'member_steps_vs_jax-scan')}) |")
 
 
 def _ratio(record: dict[str, Any], key: str) -> str:

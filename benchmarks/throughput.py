@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from benchmarks.backends import BACKENDS, CPU_BACKENDS, GPU_BACKENDS
+from benchmarks.backends import BACKENDS, CPU_BACKENDS, GPU_BACKENDS, backend_population
 from benchmarks.report import chart, environment, markdown, summarize
 from benchmarks.roofline import matmul_ceiling, train_step_flops
 from benchmarks.worker import MNIST_TRAIN, bench_batch, benchmark_images, configure_frameworks
@@ -31,6 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     device = args.device or ("gpu" if _has_gpu() else "cpu")
     steps, repeats = (3, 2) if args.quick else (args.steps, args.repeats)
     backends = _backends(p, args.backends, device)
+    populations = _populations(p, args.populations)
+    backends = [f"{b}@{n}" if b == "jax-sweep" else b for b in backends
+                for n in (populations if b == "jax-sweep" else [1])]
     batches = _batch_sizes(p, args.batch_sizes)
     if min(batches) <= 0 or steps <= 0 or repeats <= 0 or args.timeout <= 0:
         p.error("--batch-sizes, --steps, --repeats and --timeout must be positive")
@@ -67,6 +70,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--backends", help="comma list (default: all for the device): "
                                       + ",".join(GPU_BACKENDS))
     p.add_argument("--batch-sizes", default="64,256,1024")
+    p.add_argument("--populations", default="1,8,64",
+                   help="members per program for the jax-sweep backend (default: 1,8,64)")
     p.add_argument("--steps", type=int, default=100,
                    help="timed steps per repeat (jax-scan: one whole epoch, as training runs it, "
                         "unless --quick)")
@@ -86,10 +91,21 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _populations(p: argparse.ArgumentParser, text: str) -> list[int]:
+    """The --populations comma list (members per jax-sweep program)."""
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        p.error(f"--populations must be a comma list of integers, got {text!r}")
+    if min(values) <= 0:
+        p.error("--populations must be positive")
+    return values
+
+
 def _backends(p: argparse.ArgumentParser, names: str | None, device: str) -> list[str]:
     """The --backends list, or every backend that runs on `device`; unknown names are a usage error."""
     backends = names.split(",") if names else list(GPU_BACKENDS if device == "gpu" else CPU_BACKENDS)
-    unknown = [b for b in backends if b not in BACKENDS]
+    unknown = [b for b in backends if backend_population(b)[0] not in BACKENDS]
     if unknown:
         p.error(f"unknown backend(s) {', '.join(unknown)}; choose from {', '.join(BACKENDS)}")
     return backends

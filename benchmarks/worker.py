@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.backends import BACKENDS, Runner
+from benchmarks.backends import BACKENDS, Runner, backend_population
 from gan_core.config import Config
 
 MNIST_TRAIN = 60_000
@@ -111,7 +111,9 @@ def _build(backend: str, job: WorkerJob) -> tuple[Runner, float, int]:
     config = Config(batch_size=job.batch)
     torch_device = "cuda" if job.device == "gpu" else "cpu"
     start = time.perf_counter()
-    run = BACKENDS[backend](config, images, torch_device)
+    name, population = backend_population(backend)
+    extra = {"population": population} if population > 1 or "@" in backend else {}
+    run = BACKENDS[name](config, images, torch_device, **extra)
     run(1)
     first_step = time.perf_counter() - start
     steps = run.epoch_steps if job.whole_epochs and hasattr(run, "epoch_steps") else job.steps

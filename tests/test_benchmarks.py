@@ -58,3 +58,19 @@ def test_a_backend_that_hangs_is_recorded_as_failed(tmp_path):
     for r in records:
         assert "steps_per_s" not in r and r["error"].startswith("timed out")
     assert out.with_suffix(".md").read_text().count("failed: timed out") == 2
+
+
+@pytest.mark.slow
+def test_sweep_backend_records_population_scaling(tmp_path):
+    out = tmp_path / "sweep.json"
+    code = throughput.main(["--device", "cpu", "--quick", "--batch-sizes", "64", "--backends",
+                            "jax-scan,jax-sweep", "--populations", "1,3", "--json", str(out)])
+    assert code == 0
+    records = {r["backend"]: r for r in json.loads(out.read_text())["records"]}
+    assert set(records) == {"jax-scan", "jax-sweep@1", "jax-sweep@3"}
+    assert records["jax-scan"]["population"] == 1
+    sweep3 = records["jax-sweep@3"]
+    assert sweep3["population"] == 3
+    assert sweep3["member_steps_per_s"] == pytest.approx(3 * sweep3["steps_per_s"])
+    assert sweep3["member_steps_vs_jax-scan"] > 0
+    assert "| jax-sweep@3 | 64 |" in out.with_suffix(".md").read_text()
