@@ -65,13 +65,15 @@ class Checkpointer:
                 raise CheckpointError(f"cannot create {self.directory}: {e.strerror or e}") from e
             for tmp in self.directory.glob("*.orbax-checkpoint-tmp*"):
                 shutil.rmtree(tmp, ignore_errors=True)
+        alone = ocp.options.MultiprocessingOptions(primary_host=jax.process_index(),
+                                                   active_processes={jax.process_index()})
         options = ocp.CheckpointManagerOptions(
             preservation_policy=ocp.checkpoint_managers.LatestN(n=keep), create=False,
-            enable_async_checkpointing=False,
-            multiprocessing_options=ocp.options.MultiprocessingOptions(
-                primary_host=jax.process_index(), active_processes={jax.process_index()}))
+            enable_async_checkpointing=False, multiprocessing_options=alone)
+        handlers = {"state": ocp.StandardCheckpointHandler(multiprocessing_options=alone),
+                    "meta": ocp.JsonCheckpointHandler(multiprocessing_options=alone)}
         try:
-            self.manager = ocp.CheckpointManager(self.directory, options=options)
+            self.manager = ocp.CheckpointManager(self.directory, options=options, item_handlers=handlers)
         except Exception as e:  # noqa: BLE001 - Orbax raises many types here.
             raise CheckpointError(f"cannot open checkpoints in {directory}: {e}") from e
 

@@ -347,13 +347,12 @@ def loop(members: list[Member], local: list[int], population: Population, base: 
     bar.close()
     if stop.requested:
         save_population(manager, population, step)
-    write_members(members, local, population, out_dir, step, per_epoch, base, dataset.name, stop.requested,
-                  diverged)
     write_summary(out_dir, member_rows(members, local, diverged, last, step), process=jax.process_index())
-    if jax.process_count() > 1:  # Every process has written its part; the first merges them.
-        multihost_utils.sync_global_devices("jax_gan.sweep summaries")
+    states = gather_members(population.state, len(members))  # Also a barrier: every part is written.
     if jax.process_index() == 0:
-        merge_summaries(members, out_dir, jax.process_count(), step)
+        rows = read_summaries(members, out_dir, jax.process_count())
+        write_members(members, states, rows, out_dir, per_epoch, base, dataset.name, stop.requested)
+        merge_summaries(rows, out_dir, step)
     if stop.requested:
         driver.print_resume_hint(step, "jax_gan.sweep", out_dir)
         return stop.exit_code
@@ -371,22 +370,34 @@ def save_population(manager: ocp.CheckpointManager, population: Population, step
         raise UserError(f"cannot save the sweep's checkpoint {step}: {str(e).splitlines()[0]}") from e
 
 
-def write_members(members: list[Member], local: list[int], population: Population, out_dir: Path,
-                  step: int, per_epoch: int, base: Config, dataset_name: str, stopped: bool,
-                  diverged: dict[int, int]) -> None:
-    """Each local member as an ordinary run: checkpoint, final pictures, progress.gif."""
-    rows = local_state_rows(population.state)
-    for i in local:
-        member = members[i]
+def gather_members(state: TrainState, count: int) -> dict[int, TrainState]:
+    """Every member's state on process 0 ({} on the others): a collective, so all must call it."""
+    if jax.process_count() == 1:
+        rows = local_state_rows(state)
+        return {i: member_state(state, i, rows) for i in range(count)}
+    host = multihost_utils.process_allgather(state, tiled=True)
+    if jax.process_index() != 0:
+        return {}
+    return {i: jax.tree.map(lambda x, i=i: np.asarray(x[i]), host) for i in range(count)}
+
+
+def write_members(members: list[Member], states: dict[int, TrainState], rows: list[dict[str, Any]],
+                  out_dir: Path, per_epoch: int, base: Config, dataset_name: str, stopped: bool) -> None:
+    """Each member as an ordinary run: its checkpoint, final pictures and progress.gif.
+
+    Process 0 writes them for every member: Orbax saves from one process at a time.
+    """
+    diverged = {r["run_dir"] for r in rows if r["status"] == "diverged"}
+    for i, member in enumerate(members):
         run_dir = out_dir / member.run_dir
-        state = jax.device_put(member_state(population.state, i, rows))
+        state = jax.device_put(states[i])
         checkpointer = Checkpointer(run_dir / "checkpoints", keep=base.keep_checkpoints)
         try:
             checkpointer.save(state, {"config": member.config.to_dict(), "dataset_used": dataset_name,
                                       "framework": "jax", "epoch": int(state.step) // per_epoch})
         finally:
             checkpointer.close()
-        if not stopped and i not in diverged:  # A diverged member's weights draw nothing useful.
+        if not stopped and member.run_dir not in diverged:  # Diverged weights draw nothing useful.
             driver.finish_run(run_dir, MemberView(member.config), state, member.config)
 
 
@@ -419,14 +430,16 @@ def write_summary(out_dir: Path, rows: list[dict[str, Any]], process: int) -> No
         json.dump(rows, f)
 
 
-def merge_summaries(members: list[Member], out_dir: Path, processes: int, step: int) -> None:
-    """summary.json, summary.md and a labelled contact sheet of every member's final grid.
-
-    With several processes, --out-dir must be a filesystem they share; each wrote its part.
-    """
+def read_summaries(members: list[Member], out_dir: Path, processes: int) -> list[dict[str, Any]]:
+    """Every process's part, in member order (--out-dir is a filesystem they share)."""
     parts = [out_dir / f".summary.process{p}.json" for p in range(processes)]
-    rows = sorted((r for part in parts if part.exists() for r in json.loads(part.read_text())),
-                  key=lambda r: [m.run_dir for m in members].index(r["run_dir"]))
+    order = [m.run_dir for m in members]
+    return sorted((r for part in parts for r in json.loads(part.read_text())),
+                  key=lambda r: order.index(r["run_dir"]))
+
+
+def merge_summaries(rows: list[dict[str, Any]], out_dir: Path, step: int) -> None:
+    """summary.json, summary.md and a labelled contact sheet of every member's final grid."""
     with rundir.atomic_write(out_dir / "summary.json") as f:
         json.dump({"members": rows, "steps": step}, f, indent=2)
     lines = ["| seed | lr | b1 | status | loss_g | loss_d | d_acc | run |",
