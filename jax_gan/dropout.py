@@ -9,11 +9,19 @@ it: two rounds of MurmurHash3's 32-bit finalizer, a bijection with full
 avalanche, about ten times cheaper on a CPU. The contract is `nn.Dropout`'s:
 drop with probability `rate`, scale survivors by 1 / (1 - rate), identity
 when deterministic. `masks="threefry"` draws `nn.Dropout`'s own masks.
+
+`mask_tape` lets the parity tests see the masks a training step draws, or
+hand it masks of their own, so that the PyTorch reference can be run with
+exactly the same ones. It is a trace-time hook: with no tape active, the
+module traces to the very program it did before the hook existed.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
+from collections.abc import Iterator, Sequence
 
 import flax.linen as nn
 import jax
@@ -44,6 +52,61 @@ def keep_mask(key: jax.Array, shape: tuple[int, ...], rate: float) -> jax.Array:
     return hash_bits(key, shape) >= threshold
 
 
+class MaskTape:
+    """The keep masks of training-mode `Dropout` calls, in the order they were traced.
+
+    Recording (no `masks` given): each call draws its mask as usual and appends
+    it to `masks`. Replaying: each call takes the next of the given masks
+    instead of drawing one (its shape must match), so tests can feed the same
+    masks to this port and to the reference. `done()` says whether a replay
+    used every mask it was given.
+    """
+
+    def __init__(self, masks: Sequence[jax.Array] | None = None):
+        self.replaying = masks is not None
+        self._given = list(masks or ())
+        self.masks: list[jax.Array] = []
+
+    def next(self, shape: tuple[int, ...]) -> jax.Array:
+        if len(self.masks) == len(self._given):
+            raise ValueError(f"mask tape: Dropout call {len(self.masks) + 1} wants a mask, "
+                             f"only {len(self._given)} were given")
+        keep = jnp.asarray(self._given[len(self.masks)], bool)
+        if keep.shape != tuple(shape):
+            raise ValueError(f"mask tape: Dropout call {len(self.masks) + 1} has activations of "
+                             f"shape {tuple(shape)}, the mask given for it {keep.shape}")
+        self.masks.append(keep)
+        return keep
+
+    def record(self, keep: jax.Array) -> None:
+        self.masks.append(keep)
+
+    def done(self) -> bool:
+        return len(self.masks) == len(self._given)
+
+
+_TAPE: contextvars.ContextVar[MaskTape | None] = contextvars.ContextVar("dropout_mask_tape",
+                                                                        default=None)
+
+
+@contextlib.contextmanager
+def mask_tape(masks: Sequence[jax.Array] | None = None) -> Iterator[MaskTape]:
+    """Record (masks=None) or replay the keep masks of every training-mode `Dropout` call.
+
+    Why a context and not a collection: `train_step` applies the models with
+    their parameters alone, and the tests must drive that very function.
+    The tape acts while a function is traced, so enter it *inside* the
+    function you jit (`jax.jit` caches traces without knowing about it), and
+    return `tape.masks` from there when recording.
+    """
+    tape = MaskTape(masks)
+    token = _TAPE.set(tape)
+    try:
+        yield tape
+    finally:
+        _TAPE.reset(token)
+
+
 class Dropout(nn.Module):
     """`nn.Dropout` with hash masks by default; same 'dropout' rng collection."""
 
@@ -54,9 +117,15 @@ class Dropout(nn.Module):
     def __call__(self, x: jax.Array, *, deterministic: bool) -> jax.Array:
         if deterministic or self.rate == 0.0:
             return x
-        key = self.make_rng("dropout")
-        if self.masks == "threefry":  # Exactly what nn.Dropout draws.
-            keep = jax.random.bernoulli(key, 1.0 - self.rate, x.shape)
+        tape = _TAPE.get()  # None outside the parity tests.
+        if tape is not None and tape.replaying:
+            keep = tape.next(x.shape)
         else:
-            keep = keep_mask(key, x.shape, self.rate)
+            key = self.make_rng("dropout")
+            if self.masks == "threefry":  # Exactly what nn.Dropout draws.
+                keep = jax.random.bernoulli(key, 1.0 - self.rate, x.shape)
+            else:
+                keep = keep_mask(key, x.shape, self.rate)
+            if tape is not None:
+                tape.record(keep)
         return jnp.where(keep, x / (1.0 - self.rate), jnp.zeros_like(x))

@@ -49,12 +49,22 @@ class Check:
 
 
 def precise(check):
-    """Run `check` with JAX's float32 matmuls at full precision, as torch's are on a CPU."""
+    """Run `check` with JAX's float32 matmuls at full precision, as torch's are on a CPU.
+
+    Also with torch on one thread: the checks' matrices are small, and on a
+    busy two-core machine a second OpenMP thread mostly spin-waits (a float64
+    reference step ran 8x slower with two threads than with one).
+    """
 
     @functools.wraps(check)
     def wrapper(*args, **kwargs):
-        with jax.default_matmul_precision("highest"):
-            return check(*args, **kwargs)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            with jax.default_matmul_precision("highest"):
+                return check(*args, **kwargs)
+        finally:
+            torch.set_num_threads(threads)
 
     return wrapper
 
@@ -82,9 +92,17 @@ def max_param_diff(state, tstate: torch_step.TrainState) -> float:
     return float(max(diffs))
 
 
+@functools.cache
+def sample_images() -> np.ndarray:
+    """The offline MNIST sample, read once: parsing its CSV takes a second or two."""
+    images = load_dataset("mnist-sample").images
+    images.flags.writeable = False
+    return images
+
+
 def real_batches(num: int, batch: int, seed: int = 0) -> np.ndarray:
     """Real MNIST digits (the offline sample), shuffled: (num, batch, 28, 28) in [-1, 1]."""
-    images = load_dataset("mnist-sample").images
+    images = sample_images()
     order = np.random.default_rng(seed).permutation(len(images))
     reps = -(-num * batch // len(images))
     order = np.concatenate([order] * reps)[: num * batch]
@@ -414,7 +432,7 @@ def check_data(data_dir) -> Check:
 # 9. Behaviour: independent inits, real training, compared in distribution.
 def train_jax(seed: int, steps: int, config: Config = CONFIG) -> dict[str, np.ndarray]:
     config = dataclasses.replace(config, seed=seed)
-    images = jnp.asarray(load_dataset("mnist-sample").images)
+    images = jnp.asarray(sample_images())
     per_epoch = config.steps_per_epoch(len(images))
     state, out = create_train_state(config), []
     while int(state.step) < steps:
@@ -426,7 +444,7 @@ def train_jax(seed: int, steps: int, config: Config = CONFIG) -> dict[str, np.nd
 
 def train_torch(seed: int, steps: int, config: Config = CONFIG) -> dict[str, np.ndarray]:
     config = dataclasses.replace(config, seed=seed)
-    images = torch.from_numpy(load_dataset("mnist-sample").images)[:, None]
+    images = torch.from_numpy(sample_images().copy())[:, None]
     tstate = torch_pair(config, seed)
     per_epoch = config.steps_per_epoch(len(images))
     out = []

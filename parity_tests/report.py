@@ -2,6 +2,8 @@
 
 `--fast` skips the behaviour check (about a minute on two cores); `--out`
 also writes the table to a file (the README points at `parity_tests/results.md`).
+The last line is the mutation score that `python -m parity_tests.mutants`
+recorded in `parity_tests/mutants.md` (read, not rerun: it takes many minutes).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from parity_tests import checks
+from parity_tests import checks, mutants, train_checks
 
 
 def all_checks(fast: bool = False) -> list[checks.Check]:
@@ -30,6 +32,19 @@ def all_checks(fast: bool = False) -> list[checks.Check]:
         *checks.check_trajectory(100, float64=False),
         checks.check_dropout(),
         checks.check_dropout_eval(),
+        train_checks.check_masked_dropout_is_torch_dropout(),
+        train_checks.check_forward_train("generator"),
+        train_checks.check_forward_train("discriminator"),
+        train_checks.check_gradients_train(),
+        train_checks.check_mask_injection_is_production(),
+        train_checks.check_production_masks(),
+        *train_checks.check_trajectory_dropout(100, float64=True),
+        *train_checks.check_trajectory_dropout(20, float64=False),
+        *train_checks.check_trajectory_dropout(100, float64=False),
+        *train_checks.check_latents(),
+        train_checks.check_data_order("jax"),
+        train_checks.check_data_order("torch"),
+        train_checks.check_epoch_samples(),
     ]
     with tempfile.TemporaryDirectory() as tmp:
         images, labels = fake_digits(50)
@@ -51,7 +66,7 @@ def table(results: list[checks.Check]) -> str:
         result = "pass" if c.passed else "FAIL"
         lines.append(f"| {c.name} | {c.measured:.3g} | {c.tolerance:.3g} | {result} |")
     notes = [f"- {c.name}: {c.note}" for c in results if c.note]
-    return "\n".join(lines + ([""] + notes if notes else []))
+    return "\n".join(lines + ([""] + notes if notes else []) + ["", mutants.score_line()])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -99,3 +99,55 @@ def test_threefry_masks_are_flax_dropout():
     ours = Dropout(0.1, masks="threefry").apply({}, x, deterministic=False, rngs=rngs)
     flax_y = nn.Dropout(0.1, deterministic=False).apply({}, x, rngs=rngs)
     np.testing.assert_array_equal(ours, flax_y)
+
+
+def _apply(x, masks="hash", rate=0.1, key=4):
+    return Dropout(rate, masks).apply({}, x, deterministic=False, rngs={"dropout": jax.random.PRNGKey(key)})
+
+
+@pytest.mark.parametrize("masks", ["hash", "threefry"])
+def test_tape_records_the_drawn_mask_and_replaying_it_reproduces_the_output(masks):
+    from jax_gan.dropout import mask_tape
+
+    x = jax.random.normal(jax.random.PRNGKey(0), (32, 256))
+    plain = _apply(x, masks)
+    with mask_tape() as tape:
+        recorded = _apply(x, masks)
+    assert len(tape.masks) == 1 and tape.masks[0].shape == x.shape and tape.masks[0].dtype == jnp.bool_
+    np.testing.assert_array_equal(recorded, plain)
+    np.testing.assert_array_equal(np.asarray(plain) != 0, tape.masks[0])  # x has no zeros.
+    with mask_tape([~tape.masks[0]]) as replay:
+        flipped = _apply(x, masks)  # Replayed masks win over the key.
+    assert replay.done()
+    np.testing.assert_allclose(flipped + plain, x / 0.9, rtol=1e-6)
+
+
+def test_tape_refuses_a_missing_or_misshapen_mask():
+    from jax_gan.dropout import mask_tape
+
+    x = jnp.ones((4, 8))
+    with pytest.raises(ValueError, match=r"Dropout call 1 wants a mask, only 0 were given"):
+        with mask_tape([]):
+            _apply(x)
+    with pytest.raises(ValueError, match=r"activations of shape \(4, 8\), the mask given for it \(4, 7\)"):
+        with mask_tape([np.ones((4, 7), bool)]):
+            _apply(x)
+    with mask_tape([np.ones((4, 8), bool), np.ones((4, 8), bool)]) as tape:
+        _apply(x)
+    assert not tape.done()
+
+
+def test_without_a_tape_the_traced_program_is_unchanged():
+    # The tape is a trace-time hook: recording adds nothing to the computation,
+    # and outside a tape nothing of it is traced.
+    from jax_gan.dropout import mask_tape
+
+    def program(x, key):
+        return Dropout(0.1).apply({}, x, deterministic=False, rngs={"dropout": key})
+
+    args = (jnp.ones((8, 16)), jax.random.PRNGKey(0))
+    plain = str(jax.make_jaxpr(program)(*args))
+    with mask_tape():
+        recording = str(jax.make_jaxpr(program)(*args))
+    assert plain == recording
+    assert "callback" not in plain
