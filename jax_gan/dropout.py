@@ -117,6 +117,8 @@ class Dropout(nn.Module):
     def __call__(self, x: jax.Array, *, deterministic: bool) -> jax.Array:
         if deterministic or self.rate == 0.0:
             return x
+        if self.masks not in ("hash", "threefry"):  # Trace time: costs the program nothing.
+            raise ValueError(f"Dropout masks must be 'hash' or 'threefry', got {self.masks!r}")
         tape = _TAPE.get()  # None outside the parity tests.
         if tape is not None and tape.replaying:
             keep = tape.next(x.shape)

@@ -45,6 +45,7 @@ def all_checks(fast: bool = False) -> list[checks.Check]:
         train_checks.check_data_order("jax"),
         train_checks.check_data_order("torch"),
         train_checks.check_epoch_samples(),
+        train_checks.check_module_defaults(),
     ]
     with tempfile.TemporaryDirectory() as tmp:
         images, labels = fake_digits(50)

@@ -18,6 +18,7 @@ SINGLE_CHECKS = {
     "data_order_jax": lambda: train_checks.check_data_order("jax"),
     "data_order_torch": lambda: train_checks.check_data_order("torch"),
     "epoch_samples": train_checks.check_epoch_samples,
+    "module_defaults": train_checks.check_module_defaults,
 }
 
 

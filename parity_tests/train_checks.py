@@ -247,6 +247,9 @@ def run_both_dropout(steps: int, config: Config = CONFIG, seed: int = 0, float64
             tl.append([float(t[k]) for k in METRICS])
             if k in marks or k == steps:
                 drift[k] = max_param_diff(state, tstate)
+            if int(state.step) != tstate.step:  # Both count steps (z and masks are keyed by it).
+                drift[steps] = math.inf
+                break
     return np.array(jl), np.array(tl), drift
 
 
@@ -263,7 +266,7 @@ def check_trajectory_dropout(steps: int = 100, float64: bool = True) -> tuple[Ch
     jm, tm, drift = run_both_dropout(steps, float64=float64)
     cols = slice(None) if float64 else slice(0, 4)
     rel = np.abs(jm[:, cols] - tm[:, cols]).max(axis=1) / np.abs(tm[:, cols]).max(axis=1)
-    marks = sorted(drift)
+    marks = sorted(m for m in drift if m <= len(rel))
     note = ("max param diff after " + "/".join(map(str, marks)) + " steps: "
             + "/".join(f"{drift[i]:.1e}" for i in marks)
             + "; loss and D-metric rel diff: " + "/".join(f"{rel[i - 1]:.1e}" for i in marks))
@@ -449,11 +452,13 @@ def order_violations(epochs: list[list[np.ndarray]], n: int, batch: int) -> list
 
 
 @precise
-def check_data_order(framework: str, sizes: tuple[tuple[int, int], ...] = ((130, 3), (60_000, 1))) -> Check:
+def check_data_order(framework: str, sizes: tuple[tuple[int, int], ...] = ((130, 3), (128, 1), (129, 1),
+                                                                         (60_000, 1))) -> Check:
     """Each epoch of the trainer is a fresh permutation of the data in ceil(n / batch) batches.
 
     `sizes`: (examples, epochs) runs. Three short epochs show each order is new;
-    one of MNIST's size shows its 938 steps (937 full batches and one of 32).
+    128 and 129 examples, a last batch of none and of one; MNIST's size, its
+    938 steps (937 full batches and one of 32).
     """
     batch = ORDER_CONFIG.batch_size
     epochs_of = jax_epoch_batches if framework == "jax" else torch_epoch_batches
@@ -487,10 +492,44 @@ def check_epoch_samples(n: int = 200, sample_every: int = 2) -> Check:
     theirs = torch_step.train_epoch(tstate, torch.from_numpy(images)[:, None], torch.from_numpy(fixed_z),
                                     config)
     count, want = int(ours.num_samples), -(-config.steps_per_epoch(n) // sample_every)
+    name = "epoch sample grids: count, and the first grid (max abs diff)"
     if count != want or int(theirs.num_samples) != want:
-        return Check("epoch sample grids: count, and the first grid (max abs diff)", math.inf, 1e-5,
+        return Check(name, math.inf, 1e-5,
                      f"grids recorded: JAX {count}, torch {int(theirs.num_samples)}, want {want}")
+    grids = np.asarray(ours.samples)
+    steps = {k: len(v) for k, v in [*ours.metrics.items(), *theirs.metrics.items()]}
+    if (grids.shape[1:] != (25, 28, 28, 1) or len(grids) < want or not np.abs(grids[:want]).max(
+            axis=(1, 2, 3, 4)).all() or set(steps.values()) != {config.steps_per_epoch(n)}):
+        return Check(name, math.inf, 1e-5, f"JAX grids {grids.shape}, metrics per step: {steps}")
     first = np.asarray(ours.samples[0])[..., 0] - theirs.samples[0].numpy()[:, 0]
-    return Check("epoch sample grids: count, and the first grid (max abs diff)", float(np.abs(first).max()),
-                 1e-5, f"{want} grids in an epoch of {config.steps_per_epoch(n)} steps, one every "
-                 f"{sample_every}, in both")
+    return Check(name, float(np.abs(first).max()), 1e-5,
+                 f"{want} grids in an epoch of {config.steps_per_epoch(n)} steps, one every {sample_every}, "
+                 "in both")
+
+
+# 18. The modules' own defaults.
+@precise
+def check_module_defaults() -> Check:
+    """`Generator()` and `Discriminator()` built without arguments are the reference's, as its are.
+
+    Production builds them from the config, so only a direct user sees these
+    defaults: compared with the reference's constructor defaults and the config's.
+    """
+    import inspect
+
+    from jax_gan.models import Generator
+    from torch_reference import models as torch_models
+
+    def defaults(cls) -> dict:
+        return {k: p.default for k, p in inspect.signature(cls).parameters.items()
+                if p.default is not inspect.Parameter.empty}
+
+    theirs = {**defaults(torch_models.Generator), **defaults(torch_models.Discriminator)}
+    want = {"init_scheme": CONFIG.init, "dropout_masks": CONFIG.dropout_masks, **theirs}
+    wrong = [f"{cls.__name__}.{k}={v!r}" for cls in (Generator, Discriminator)
+             for k, v in defaults(cls).items() if k in want and v != want[k]]
+    wrong += [f"{cls.__name__}.__call__ train={p.default!r}" for cls in (Generator, Discriminator)
+              for p in [inspect.signature(cls.__call__).parameters["train"]] if p.default is not True]
+    return Check("module defaults: JAX vs the reference's constructors (mismatches)", len(wrong), 0,
+                 "; ".join(wrong) or "sizes, rates, slope, init and masks; training mode by default, "
+                 "as torch modules start")
