@@ -107,7 +107,7 @@ def _preamble(result: dict[str, Any]) -> list[str]:
     step_bounds = "; ".join(f"batch {b} {v['jax_gflops']:.0f} / {v['torch_gflops']:.0f} GFLOP/s"
                             for b, v in ceiling.get("step_gemms", {}).items())
     epochs = sorted({f"{r['steps']} steps at batch {r['batch_size']}" for r in result["records"]
-                     if r["backend"].startswith("jax-scan") and "steps" in r},
+                     if r["backend"].startswith(("jax-scan", "jax-sweep")) and "steps" in r},
                     key=lambda t: int(t.split()[-1]))
     return [
         f"Device: {env['device']} ({env.get('gpu', env['processor'])}), {env['threads']} threads, "
@@ -116,8 +116,8 @@ def _preamble(result: dict[str, Any]) -> list[str]:
         f"JAX {ceiling['jax_gflops']:.0f}, torch {ceiling['torch_gflops']:.0f} GFLOP/s. "
         f"A train step's matmuls alone, back to back (JAX / torch): {step_bounds}.",
         f"Data: {result['data']}. Median of {result['args']['repeats']} repeats of "
-        f"{result['args']['steps']} steps; jax-scan times whole epochs ({', '.join(epochs)}), "
-        "as training runs them.",
+        f"{result['args']['steps']} steps; jax-scan and jax-sweep time whole epochs "
+        f"({', '.join(epochs)}), as training runs them; a jax-sweep@N step advances all N members.",
     ]
 
 
