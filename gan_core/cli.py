@@ -120,7 +120,9 @@ def main_guard(main: Callable[[Sequence[str] | None], int | None]) -> Callable:
 
 def sample_parser(prog: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=prog, description="Generate images from a checkpoint.")
-    p.add_argument("--checkpoint", required=True, help="run directory or checkpoint")
+    p.add_argument("--checkpoint", required=True,
+                   help="run directory or checkpoint (RUN/best, or RUN/best.pth for the reference: the "
+                        "best-FID state of a run trained with --eval-every)")
     p.add_argument("--num", type=int, default=25, help="how many images (default: 25)")
     p.add_argument("--seed", type=int, default=0, help="seed of the latent batch (default: 0)")
     p.add_argument("--out", required=True, help="output file: .png (grid) or .npy (raw array)")

@@ -10,9 +10,11 @@ the checkpoint schedule, the non-finite stop, signals and the final pictures.
 from __future__ import annotations
 
 import contextlib
+import math
 import signal
 import sys
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
@@ -20,7 +22,7 @@ from typing import Any, NamedTuple, Protocol
 import numpy as np
 from tqdm import tqdm
 
-from gan_core import cli, images, rundir
+from gan_core import cli, images, quality, rundir
 from gan_core.config import MAX_STEP, Config
 from gan_core.data import Dataset, load_dataset
 from gan_core.errors import UserError
@@ -28,6 +30,8 @@ from gan_core.latent import interpolate, latent_points
 
 EXIT_NONFINITE = 3
 NUM_SAMPLES = 25  # The tutorial's 5x5 grid.
+EVAL_SEED_OFFSET = 2  # Quality z: seed + 2 (seed and seed + 1 draw the grids' and interpolation's z).
+EVAL_BATCH = 10_000  # Samples generated per call while scoring.
 
 
 class EpochResult(NamedTuple):
@@ -65,6 +69,12 @@ class Trainer(Protocol):
         """G(z) with dropout off, as NumPy images."""
 
     def save(self, state: Any, meta: dict[str, Any]) -> None: ...
+
+    def save_best(self, state: Any, meta: dict[str, Any]) -> None:
+        """Save `state` as the run's best-FID checkpoint (`--eval-every`), replacing the previous one."""
+
+    def best_meta(self, out_dir: Path) -> dict[str, Any] | None:
+        """The best-FID checkpoint's metadata (its `quality` scores among them); None if it has none."""
 
     def close(self) -> None: ...
 
@@ -130,40 +140,61 @@ def _checked_run(trainer: Trainer, config: Config, out_dir: Path, resume: bool, 
         raise UserError(f"--epochs {config.epochs} at --batch-size {config.batch_size} is "
                         f"{config.total_steps(len(dataset)):,} steps; a run counts at most {MAX_STEP:,}")
     trainer.check(config, dataset)
-    if stop.requested:
-        print("stopped before the run started; nothing was written", file=sys.stderr)
-        return stop.exit_code
-    out_dir, lock = rundir.prepare_out_dir(out_dir, resume=resume, overwrite=overwrite, lock=lock)
-    try:
-        meta = {"dataset_used": dataset.name, "framework": trainer.framework}
-        rundir.save_config(out_dir, config, meta)
-        state = trainer.start(config, dataset.images, out_dir, resume_state)
+    with contextlib.ExitStack() as workers:
+        scorer = None
+        if config.eval_every and not stop.requested:  # Data and classifier checked before any write.
+            scorer = workers.enter_context(quality.QualityWorker(dataset.name, config.data_dir))
+        if stop.requested:
+            print("stopped before the run started; nothing was written", file=sys.stderr)
+            return stop.exit_code
+        out_dir, lock = rundir.prepare_out_dir(out_dir, resume=resume, overwrite=overwrite, lock=lock)
         try:
-            print(f"{trainer.program.split('.')[0]}: {dataset.name} ({len(dataset)} images from "
-                  f"{dataset.source}), {config.total_steps(len(dataset))} steps, device "
-                  f"{trainer.device()}", file=sys.stderr)
-            return run(trainer, state, config, out_dir, len(dataset), meta, stop, quiet)
+            meta = {"dataset_used": dataset.name, "framework": trainer.framework}
+            rundir.save_config(out_dir, config, meta)
+            state = trainer.start(config, dataset.images, out_dir, resume_state)
+            try:
+                print(f"{trainer.program.split('.')[0]}: {dataset.name} ({len(dataset)} images from "
+                      f"{dataset.source}), {config.total_steps(len(dataset))} steps, device "
+                      f"{trainer.device()}", file=sys.stderr)
+                return run(trainer, state, config, out_dir, len(dataset), meta, stop, quiet, scorer)
+            finally:
+                trainer.close()
         finally:
-            trainer.close()
-    finally:
-        lock.release()
+            lock.release()
 
 
 # --- the loop ----------------------------------------------------------------------------------
 
 def run(trainer: Trainer, state: Any, config: Config, out_dir: Path, num_examples: int,
-        meta: dict[str, Any], stop: GracefulStop, quiet: bool) -> int:
-    """From `state` to the configured number of steps, one epoch (or its rest) per call."""
+        meta: dict[str, Any], stop: GracefulStop, quiet: bool,
+        scorer: quality.QualityWorker | None = None) -> int:
+    """From `state` to the configured number of steps, one epoch (or its rest) per call.
+
+    With a `scorer` (`--eval-every`), quality is scored at the due epochs and
+    the best-FID state so far is kept as the `best` checkpoint.
+    """
     per_epoch = config.steps_per_epoch(num_examples)
     total = config.total_steps(num_examples)
     step = trainer.step_of(state)
     log = rundir.MetricsLog(out_dir / "metrics.jsonl", resume_step=step)
     last_saved = step if step else None
+    best_fid = best_so_far(trainer, out_dir) if scorer is not None and step else math.inf
+    postfix: dict[str, str] = {}
 
     def save() -> None:
         nonlocal last_saved
         trainer.save(state, {"config": config.to_dict(), **meta, "epoch": step // per_epoch})
         last_saved = step
+
+    def evaluate() -> None:
+        nonlocal best_fid
+        scores = score_quality(trainer, state, config, scorer)
+        log.write([{"step": step - 1, "epoch": (step - 1) // per_epoch, **scores}])
+        postfix["fid"] = f"{scores['fid']:.1f}"
+        if scores["fid"] < best_fid:
+            best_fid = scores["fid"]
+            trainer.save_best(state, {"config": config.to_dict(), **meta, "epoch": step // per_epoch,
+                                      "quality": scores})
 
     bar = tqdm(total=total, initial=step, unit="step", disable=quiet, dynamic_ncols=True)
     while step < total and not stop.requested:
@@ -191,8 +222,10 @@ def run(trainer: Trainer, state: Any, config: Config, out_dir: Path, num_example
         step += end - offset
         bar.update(end - offset)
         bar.set_description(epochs_label(step - 1, per_epoch, config.epochs))
+        if scorer is not None and eval_due(step, per_epoch, total, config):
+            evaluate()
         bar.set_postfix(loss_g=f"{result.metrics['loss_g'][-1]:.4f}",
-                        loss_d=f"{result.metrics['loss_d'][-1]:.4f}")
+                        loss_d=f"{result.metrics['loss_d'][-1]:.4f}", **postfix)
         if checkpoint_due(step, per_epoch, total, config):
             save()
     bar.close()
@@ -204,6 +237,29 @@ def run(trainer: Trainer, state: Any, config: Config, out_dir: Path, num_example
     finish_run(out_dir, trainer, state, config)
     print(f"done: {describe(rundir.read_metrics(out_dir / 'metrics.jsonl'))}; outputs in {out_dir}")
     return 0
+
+
+def score_quality(trainer: Trainer, state: Any, config: Config,
+                  scorer: quality.QualityWorker) -> dict[str, Any]:
+    """The quality metrics of `config.eval_num` samples, G(z) with dropout off, for the same z each
+    time; `eval_seconds` is the whole cost, drawing the samples included."""
+    start = time.perf_counter()
+    z = latent_points(config.seed + EVAL_SEED_OFFSET, config.eval_num, config.latent_dim)
+    images = quality.as_eval_range(np.concatenate([
+        trainer.generate(state, z[i:i + EVAL_BATCH]) for i in range(0, len(z), EVAL_BATCH)]),
+        config.tutorial_normalization)
+    scores = scorer.score(images.reshape(len(z), config.image_size, config.image_size), seed=config.seed)
+    return {**scores, "eval_seconds": round(time.perf_counter() - start, 3)}
+
+
+def best_so_far(trainer: Trainer, out_dir: Path) -> float:
+    """The FID of a resumed run's best checkpoint (inf if it has none or it does not verify)."""
+    try:
+        best = trainer.best_meta(out_dir)
+    except UserError as e:
+        print(f"warning: {e}; the next quality score replaces it", file=sys.stderr)
+        return math.inf
+    return float(best["quality"]["fid"]) if best else math.inf
 
 
 class GracefulStop:
@@ -245,6 +301,12 @@ class GracefulStop:
 
 # --- schedule and records ----------------------------------------------------------------------
 
+def eval_due(step: int, steps_per_epoch: int, total: int, config: Config) -> bool:
+    """At the end of the run, and after every `eval_every`-th epoch."""
+    epoch_done = step % steps_per_epoch == 0
+    return step == total or (epoch_done and (step // steps_per_epoch) % config.eval_every == 0)
+
+
 def checkpoint_due(step: int, steps_per_epoch: int, total: int, config: Config) -> bool:
     """At the end of the run, and after every `checkpoint_every`-th epoch."""
     epoch_done = step % steps_per_epoch == 0
@@ -278,10 +340,16 @@ def first_nonfinite(metrics: Mapping[str, Sequence[float]]) -> int | None:
 
 
 def describe(records: Sequence[dict[str, Any]]) -> str:
-    if not records:
+    losses, scores = rundir.loss_records(records), rundir.quality_records(records)
+    if not losses:
         return "no steps logged"
-    last = records[-1]
-    return f"step {last['step']}: loss_G {last['loss_g']:.4f}, loss_D {last['loss_d']:.4f}"
+    last = losses[-1]
+    text = f"step {last['step']}: loss_G {last['loss_g']:.4f}, loss_D {last['loss_d']:.4f}"
+    if scores:
+        best = min(scores, key=lambda r: r["fid"])
+        text += (f"; FID {scores[-1]['fid']:.1f} (best {best['fid']:.1f} after step {best['step']}, "
+                 f"kept as the best checkpoint)")
+    return text
 
 
 def epochs_label(step: int, steps_per_epoch: int, epochs: int) -> str:
@@ -315,7 +383,7 @@ def save_sample_grid(out_dir: Path, step: int, grid: np.ndarray, scale: int = 1)
 def finish_run(out_dir: Path, trainer: Trainer, state: Any, config: Config) -> None:
     """losses.png, samples.png, interpolation.png and progress.gif."""
     records = rundir.read_metrics(out_dir / "metrics.jsonl")
-    if records:
+    if rundir.loss_records(records):
         images.save_losses(out_dir / "losses.png", records, f"{trainer.program}: GAN losses")
     scale = config.image_scale
     images.save_grid(out_dir / "samples.png", trainer.generate(state, fixed_latents(config)),

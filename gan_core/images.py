@@ -101,17 +101,38 @@ def save_progress_gif(path: str | os.PathLike, frames: Sequence[str | os.PathLik
 
 
 def save_losses(path: str | os.PathLike, records: Sequence[dict[str, Any]], title: str) -> None:
-    """Loss curves from metrics.jsonl records."""
-    fig = Figure(figsize=(8, 4))
-    ax = fig.subplots()
-    steps = [r["step"] for r in records]
-    ax.plot(steps, [r["loss_g"] for r in records], label="loss_G", lw=0.8)
-    ax.plot(steps, [r["loss_d"] for r in records], label="loss_D", lw=0.8)
-    ax.set_xlabel("step")
+    """Loss curves from metrics.jsonl records; under them, where the run scored quality
+    (`--eval-every`), FID and coverage against the same steps."""
+    losses = [r for r in records if "loss_g" in r]
+    scores = [r for r in records if "fid" in r]
+    fig = Figure(figsize=(8, 7 if scores else 4))
+    axes = fig.subplots(2 if scores else 1, 1, sharex=True, squeeze=False)[:, 0]
+    ax = axes[0]
+    steps = [r["step"] for r in losses]
+    ax.plot(steps, [r["loss_g"] for r in losses], label="loss_G", lw=0.8)
+    ax.plot(steps, [r["loss_d"] for r in losses], label="loss_D", lw=0.8)
     ax.set_ylabel("BCE loss")
     ax.set_title(title)
     ax.legend()
     ax.grid(alpha=0.3)
+    if scores:
+        ax = axes[1]
+        steps = [r["step"] for r in scores]
+        ax.plot(steps, [r["fid"] for r in scores], "o-", color="C3", ms=3, lw=1,
+                label="FID (lower is better)")
+        best = min(scores, key=lambda r: r["fid"])
+        ax.plot([best["step"]], [best["fid"]], "*", color="C3", ms=12, label="best (kept)")
+        ax.set_ylabel("FID")
+        ax.grid(alpha=0.3)
+        right = ax.twinx()
+        right.plot(steps, [r["coverage"] for r in scores], "s--", color="C2", ms=3, lw=1,
+                   label="coverage (higher is better)")
+        right.set_ylim(0, 1)
+        right.set_ylabel("coverage")
+        handles = ax.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
+        ax.legend(handles, [h.get_label() for h in handles], loc="best")
+        ax.set_title("sample quality against held-out digits")
+    axes[-1].set_xlabel("step")
     fig.tight_layout()
     with atomic_write(Path(path), "wb") as f:
         fig.savefig(f, format="png", dpi=100)

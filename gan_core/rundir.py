@@ -26,8 +26,9 @@ from gan_core.errors import UserError
 MARKER = ".jax-gan-run"  # Written first: "this folder is a jax-gan run".
 LOCK = ".jax-gan.lock"
 # What a run writes in its output directory, besides MARKER and LOCK.
-RUN_FILES = ("metrics.jsonl", "checkpoint.pth", "losses.png", "interpolation.png", "samples.png",
+RUN_FILES = ("metrics.jsonl", "checkpoint.pth", "best.pth", "losses.png", "interpolation.png", "samples.png",
              "progress.gif", "config.json")
+BEST = "best"  # jax_gan's best-FID checkpoint folder (--eval-every); the reference writes best.pth.
 SAMPLE_NAME = re.compile(r"step_\d{7}\.png")
 CHECKPOINT_NAME = re.compile(r"\d+(\.orbax-checkpoint-tmp.*)?")
 
@@ -149,7 +150,8 @@ def remove_run_outputs(out: Path) -> None:
     """Delete what a run writes, and nothing else: a user's own files stay."""
     for name in RUN_FILES:
         (out / name).unlink(missing_ok=True)
-    for folder, pattern in ((out / "samples", SAMPLE_NAME), (out / "checkpoints", CHECKPOINT_NAME)):
+    for folder, pattern in ((out / "samples", SAMPLE_NAME), (out / "checkpoints", CHECKPOINT_NAME),
+                            (out / BEST, CHECKPOINT_NAME)):
         if not folder.is_dir():
             continue
         for path in folder.iterdir():
@@ -240,6 +242,16 @@ def parse_metrics(text: str) -> tuple[list[dict[str, Any]], bool]:
                 return records, True
             raise UserError(f"metrics.jsonl line {i + 1} is not JSON; the log is damaged") from None
     return records, False
+
+
+def loss_records(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The training steps' lines of a metrics.jsonl (losses)."""
+    return [r for r in records if "loss_g" in r]
+
+
+def quality_records(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The `--eval-every` lines of a metrics.jsonl (FID and the other quality metrics)."""
+    return [r for r in records if "fid" in r]
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:

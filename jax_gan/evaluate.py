@@ -26,7 +26,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
 
@@ -36,6 +36,8 @@ from gan_core.config import DATASETS, Config
 from gan_core.data import normalize
 from gan_core.errors import UserError
 from gan_core.latent import latent_points
+from gan_core.quality import KEYS as TRAINING_KEYS
+from gan_core.quality import as_eval_range
 from gan_core.tutorial_checkpoint import FILENAME as TORCH_CHECKPOINT
 from jax_gan import classifier, metrics
 
@@ -106,18 +108,6 @@ def check_images(images: Any, where: str = "images") -> np.ndarray:
         raise UserError(f"{where}: {len(x)} images are too few; the k-nearest-neighbour metrics "
                         f"(k={metrics.K}) need at least {metrics.K + 1}")
     return np.clip(x, -1.0, 1.0)
-
-
-def as_eval_range(images: np.ndarray, tutorial_normalization: bool) -> np.ndarray:
-    """G's output on the real digits' scale in [-1, 1].
-
-    Under `--tutorial-normalization`, G learned to imitate digits in [0, 1]
-    (its black is 0), so [0, 1] is mapped onto [-1, 1] and anything darker
-    than its black clipped; otherwise the images are returned as they are.
-    """
-    if not tutorial_normalization:
-        return images
-    return np.clip(np.asarray(images, np.float32) * 2 - 1, -1.0, 1.0)
 
 
 def evaluate_images(images: np.ndarray, dataset: str = "mnist", data_dir: str | os.PathLike = "data",
@@ -240,10 +230,10 @@ def run_framework(path: Path) -> str | None:
     """
     if path.is_file():
         return "torch" if path.suffix == ".pth" else None
-    if path.name == "checkpoints":
+    if path.name == "checkpoints" or _orbax_steps(path):  # checkpoints/, or a run's best/.
         return "jax"
     folder = path / "checkpoints"
-    orbax = folder.is_dir() and any(child.name.isdigit() for child in folder.iterdir())
+    orbax = _orbax_steps(folder)
     torch = (path / TORCH_CHECKPOINT).is_file()
     if orbax and torch:
         try:
@@ -254,6 +244,10 @@ def run_framework(path: Path) -> str | None:
     if torch:
         return "torch"
     return "jax" if folder.is_dir() else None  # An empty checkpoints/: "no checkpoint in ...".
+
+
+def _orbax_steps(folder: Path) -> bool:
+    return folder.is_dir() and any(child.name.isdigit() and child.is_dir() for child in folder.iterdir())
 
 
 def read_input(path: Path, num: int, seed: int) -> Source:
@@ -297,12 +291,48 @@ def table(scores: dict[str, Any], details: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def serve(dataset: str, data_dir: str, requests: TextIO = sys.stdin, replies: TextIO | None = None) -> int:
+    """The scoring worker behind `--eval-every` (`gan_core.quality.QualityWorker`).
+
+    Loads the reference once, then answers each request line, JSON
+    {"images": PATH.npy, "seed": S}, with one JSON line of `TRAINING_KEYS`
+    scores (no Parzen window), or {"error": MESSAGE}; exits at end of input.
+    Everything else this process prints goes to stderr, so the replies stay
+    the only lines on stdout.
+    """
+    replies = replies or sys.stdout
+    sys.stdout = sys.stderr
+
+    def reply(obj: dict[str, Any]) -> None:
+        replies.write(json.dumps(obj) + "\n")
+        replies.flush()
+
+    try:
+        reference = load_reference(dataset, data_dir)
+    except UserError as e:
+        reply({"error": str(e)})
+        return 2
+    reply({"reference_split": reference.split, "classifier_accuracy": reference.classifier.accuracy})
+    for line in requests:
+        try:
+            request = json.loads(line)
+            images = np.load(request["images"], allow_pickle=False)
+            scores, _ = assess(images, reference, seed=int(request.get("seed", 0)), parzen=False)
+            reply({k: scores[k] for k in TRAINING_KEYS})
+        except UserError as e:
+            reply({"error": str(e)})
+        except (OSError, ValueError, KeyError) as e:
+            reply({"error": f"bad request: {e}"})
+    return 0
+
+
 @main_guard
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m jax_gan.evaluate", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("input", help="a .npy of images (N, 28, 28) in [-1, 1], or a jax_gan or "
-                                 "torch_reference run directory (or its checkpoint)")
+    p.add_argument("input", nargs="?", help="a .npy of images (N, 28, 28) in [-1, 1], or a jax_gan or "
+                                 "torch_reference run directory (or its checkpoint: RUN/best or "
+                                 "RUN/best.pth is the best-FID state of a run trained with --eval-every)")
     p.add_argument("--dataset", choices=DATASETS, default=None,
                    help="real digits to compare with (default: the run's dataset; mnist for a .npy)")
     p.add_argument("--data-dir", default=None, metavar="DIR",
@@ -315,8 +345,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--json", default=None, metavar="OUT", help="also write the scores to this JSON file")
     p.add_argument("--no-parzen", action="store_true",
                    help="skip the Parzen window (the slowest metric on full MNIST)")
+    p.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)  # gan_core.quality's worker.
     add_debug_flag(p)
     args = p.parse_args(argv)
+    if args.serve:
+        return serve(args.dataset or Config().dataset, args.data_dir or Config().data_dir)
+    if args.input is None:
+        p.error("the following arguments are required: input")
     if args.num <= metrics.K:
         raise UserError(f"--num must be at least {metrics.K + 1} for the k-NN metrics (k={metrics.K}), "
                         f"got {args.num}")

@@ -19,6 +19,11 @@ Outputs in `--out-dir`: one ordinary run directory per member (config.json,
 metrics.jsonl, sample grids, a checkpoint `jax_gan.sample`/`interpolate`/
 `convert` accept, written at the end or on a stop), `summary.json`,
 `summary.md`, `contact_sheet.png`, and `checkpoints/` for `--resume`.
+
+`--eval-every K` scores every member's samples as `jax_gan.train` does
+(each process scores the members it holds) into its metrics.jsonl, and the
+last scores go into the summary; a sweep keeps no per-member `best`
+checkpoint.
 """
 
 from __future__ import annotations
@@ -45,7 +50,7 @@ from jax.sharding import PartitionSpec as P
 from PIL import Image, ImageDraw
 from tqdm import tqdm
 
-from gan_core import cli, driver, images, rundir
+from gan_core import cli, driver, images, quality, rundir
 from gan_core.config import Config
 from gan_core.data import load_dataset
 from gan_core.errors import UserError
@@ -280,6 +285,16 @@ def train_population(members: list[Member], base: Config, dataset, out_dir: Path
         preservation_policy=ocp.checkpoint_managers.LatestN(n=base.keep_checkpoints),
         enable_async_checkpointing=False)
     manager = ocp.CheckpointManager((out_dir / "checkpoints").absolute(), options=options)
+    with contextlib.ExitStack() as workers:
+        scorer = None
+        if base.eval_every:  # Each process scores the members it holds.
+            scorer = workers.enter_context(quality.QualityWorker(dataset.name, base.data_dir))
+        return _train_population(members, base, dataset, out_dir, args, stop, manager, population,
+                                 replicated, scorer)
+
+
+def _train_population(members, base, dataset, out_dir, args, stop, manager, population, replicated,
+                      scorer) -> int:
     try:
         if args.resume and manager.latest_step() is not None:
             population = restore_population(manager, population)
@@ -291,7 +306,7 @@ def train_population(members: list[Member], base: Config, dataset, out_dir: Path
             rundir.save_config(run_dir, members[i].config, {"dataset_used": dataset.name,
                                                             "framework": "jax", "sweep": str(out_dir)})
         return loop(members, local, population, base, dataset, out_dir, manager, replicated, stop,
-                    args.quiet)
+                    args.quiet, scorer)
     finally:
         manager.close()
 
@@ -306,7 +321,7 @@ def restore_population(manager: ocp.CheckpointManager, template: Population) -> 
 
 def loop(members: list[Member], local: list[int], population: Population, base: Config, dataset,
          out_dir: Path, manager: ocp.CheckpointManager, replicated: NamedSharding,
-         stop: driver.GracefulStop, quiet: bool) -> int:
+         stop: driver.GracefulStop, quiet: bool, scorer: quality.QualityWorker | None = None) -> int:
     images_ = global_array(dataset.images, replicated)
     n = len(dataset)
     per_epoch, total = base.steps_per_epoch(n), base.total_steps(n)
@@ -315,6 +330,7 @@ def loop(members: list[Member], local: list[int], population: Population, base: 
             for i in local}
     diverged: dict[int, int] = {}
     last: dict[int, dict[str, float]] = {}
+    scored: dict[int, dict[str, Any]] = {}  # The latest quality scores (--eval-every) of each member.
     bar = tqdm(total=total, initial=step, unit="step", disable=quiet, dynamic_ncols=True)
     while step < total and not stop.requested:
         epoch, offset = divmod(step, per_epoch)
@@ -340,14 +356,22 @@ def loop(members: list[Member], local: list[int], population: Population, base: 
         losses = [last[i]["loss_g"] for i in local if i in last and i not in diverged] or [float("nan")]
         bar.set_description(f"{len(members)} members, "
                             + driver.epochs_label(step - 1, per_epoch, base.epochs))
+        fids = {}
+        if scorer is not None and driver.eval_due(step, per_epoch, total, base):
+            fresh = score_members(members, local, diverged, population.state, base, scorer)
+            scored.update(fresh)
+            for i, scores in fresh.items():
+                logs[i].write([{"step": step - 1, "epoch": (step - 1) // per_epoch, **scores}])
+            fids = {"fid": f"best {min(s['fid'] for s in fresh.values()):.1f}"} if fresh else {}
         bar.set_postfix(alive=f"{len(local) - len(diverged)}/{len(local)}",
-                        loss_g=f"best {min(losses):.3f} worst {max(losses):.3f}")
+                        loss_g=f"best {min(losses):.3f} worst {max(losses):.3f}", **fids)
         if driver.checkpoint_due(step, per_epoch, total, base):
             save_population(manager, population, step)
     bar.close()
     if stop.requested:
         save_population(manager, population, step)
-    write_summary(out_dir, member_rows(members, local, diverged, last, step), process=jax.process_index())
+    write_summary(out_dir, member_rows(members, local, diverged, last, step, scored),
+                  process=jax.process_index())
     states = gather_members(population.state, len(members))  # Also a barrier: every part is written.
     if jax.process_index() == 0:
         rows = read_summaries(members, out_dir, jax.process_count())
@@ -413,15 +437,29 @@ class MemberView:
         return np.asarray(generate(state.params_g, jnp.asarray(z), self.config))
 
 
+def score_members(members: list[Member], local: list[int], diverged: dict[int, int], state: TrainState,
+                  base: Config, scorer: quality.QualityWorker) -> dict[int, dict[str, Any]]:
+    """Quality of each of this process's live members, scored as `jax_gan.train --eval-every` does."""
+    rows = local_state_rows(state)
+    return {i: driver.score_quality(MemberView(members[i].config), member_state(state, i, rows),
+                                    members[i].config, scorer)
+            for i in local if i not in diverged}
+
+
 def member_rows(members: list[Member], local: list[int], diverged: dict[int, int],
-                last: dict[int, dict[str, float]], step: int) -> list[dict[str, Any]]:
+                last: dict[int, dict[str, float]], step: int,
+                scored: dict[int, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """summary.json's rows; the quality metrics are the last scores (absent without --eval-every)."""
     rows = []
     for i in local:
         m = members[i]
-        rows.append({"seed": m.config.seed, "lr": m.config.lr, "b1": m.config.b1, "run_dir": m.run_dir,
-                     "status": "diverged" if i in diverged else "trained",
-                     "diverged_at_step": diverged.get(i), "steps": step,
-                     **{k: last.get(i, {}).get(k) for k in ("loss_g", "loss_d", "d_acc")}})
+        row = {"seed": m.config.seed, "lr": m.config.lr, "b1": m.config.b1, "run_dir": m.run_dir,
+               "status": "diverged" if i in diverged else "trained",
+               "diverged_at_step": diverged.get(i), "steps": step,
+               **{k: last.get(i, {}).get(k) for k in ("loss_g", "loss_d", "d_acc")}}
+        if scored is not None and m.config.eval_every:
+            row.update({k: (scored[i][k] if i in scored else None) for k in quality.KEYS})
+        rows.append(row)
     return rows
 
 
@@ -442,21 +480,28 @@ def merge_summaries(rows: list[dict[str, Any]], out_dir: Path, step: int) -> Non
     """summary.json, summary.md and a labelled contact sheet of every member's final grid."""
     with rundir.atomic_write(out_dir / "summary.json") as f:
         json.dump({"members": rows, "steps": step}, f, indent=2)
-    lines = ["| seed | lr | b1 | status | loss_g | loss_d | d_acc | run |",
-             "| ---: | ---: | ---: | --- | ---: | ---: | ---: | --- |"]
+    scored = any("fid" in r for r in rows)
+    lines = ["| seed | lr | b1 | status | loss_g | loss_d | d_acc |"
+             + (" FID | coverage | classes |" if scored else "") + " run |",
+             "| ---: | ---: | ---: | --- | ---: | ---: | ---: |" + (" ---: | ---: | ---: |" if scored else "")
+             + " --- |"]
     for r in rows:
         at = r["diverged_at_step"]
         status = r["status"] + (f" at step {at}" if at is not None else "")
+        quality_cells = ""
+        if scored:
+            classes = "n/a" if r.get("classes_covered") is None else str(r["classes_covered"])
+            quality_cells = (f" {_fmt(r.get('fid'), 1)} | {_fmt(r.get('coverage'), 3)} | {classes} |")
         lines.append(f"| {r['seed']} | {r['lr']:g} | {r['b1']:g} | {status} | {_fmt(r['loss_g'])} | "
-                     f"{_fmt(r['loss_d'])} | {_fmt(r['d_acc'])} | {r['run_dir']} |")
+                     f"{_fmt(r['loss_d'])} | {_fmt(r['d_acc'])} |{quality_cells} {r['run_dir']} |")
     with rundir.atomic_write(out_dir / "summary.md") as f:
         f.write("\n".join(lines) + "\n")
     contact_sheet(out_dir / "contact_sheet.png",
                   [(r["run_dir"], out_dir / r["run_dir"] / "samples.png") for r in rows])
 
 
-def _fmt(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:.4f}"
+def _fmt(x: float | None, digits: int = 4) -> str:
+    return "n/a" if x is None else f"{x:.{digits}f}"
 
 
 def contact_sheet(path: Path, grids: list[tuple[str, Path]], columns: int = 4) -> None:

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gan_core import driver
+from gan_core import driver, rundir
 from gan_core.cli import main_guard
 from gan_core.config import Config
 from gan_core.data import Dataset
@@ -34,6 +34,7 @@ class JaxTrainer:
 
     def __init__(self) -> None:
         self.checkpointer: Checkpointer | None = None
+        self.best: Checkpointer | None = None
         self.resumed: tuple[TrainState, dict[str, Any]] | None = None
 
     def device(self) -> str:
@@ -61,6 +62,7 @@ class JaxTrainer:
         self.images = jax.device_put(jnp.asarray(train_images))
         self.fixed_z = jnp.asarray(driver.fixed_latents(config))
         self.checkpointer = Checkpointer(out_dir / "checkpoints", keep=config.keep_checkpoints)
+        self.out_dir = out_dir
         if not resume:
             return create_train_state(config)
         if self.resumed is None:
@@ -82,9 +84,25 @@ class JaxTrainer:
     def save(self, state: TrainState, meta: dict[str, Any]) -> None:
         self.checkpointer.save(state, meta)
 
+    def save_best(self, state: TrainState, meta: dict[str, Any]) -> None:
+        if self.best is None:  # <out>/best: one Orbax checkpoint, read like checkpoints/.
+            self.best = Checkpointer(self.out_dir / rundir.BEST, keep=1)
+        self.best.save(state, meta)
+
+    def best_meta(self, out_dir: Path) -> dict[str, Any] | None:
+        folder = Path(out_dir) / rundir.BEST
+        if not folder.is_dir() or not any(p.name.isdigit() for p in folder.iterdir()):
+            return None
+        checkpointer = Checkpointer(folder, create=False)
+        try:
+            return checkpointer.restore_meta()
+        finally:
+            checkpointer.close()
+
     def close(self) -> None:
-        if self.checkpointer is not None:
-            self.checkpointer.close()
+        for checkpointer in (self.checkpointer, self.best):
+            if checkpointer is not None:
+                checkpointer.close()
 
 
 def train(config: Config, out_dir: str | Path, resume: bool = False, *, overwrite: bool = False,

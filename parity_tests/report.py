@@ -1,6 +1,7 @@
 """Print every parity check as one table: `python -m parity_tests.report [--fast] [--out FILE]`.
 
-`--fast` skips the behaviour check (about a minute on two cores); `--out`
+`--fast` skips the behaviour and sample-quality checks (a few minutes on two
+cores); `--out`
 also writes the table to a file (the README points at `parity_tests/results.md`).
 The last line is the mutation score that `python -m parity_tests.mutants`
 recorded in `parity_tests/mutants.md` (read, not rerun: it takes many minutes).
@@ -13,7 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from parity_tests import checks, mutants, train_checks
+from parity_tests import checks, mutants, quality_checks, train_checks
 
 
 def all_checks(fast: bool = False) -> list[checks.Check]:
@@ -54,6 +55,8 @@ def all_checks(fast: bool = False) -> list[checks.Check]:
         results.append(checks.check_data(tmp))
     if not fast:
         results.extend(checks.check_behaviour())
+        with tempfile.TemporaryDirectory() as data_dir:  # The scorer trains its classifier here.
+            results.extend(quality_checks.check_quality(data_dir))
     results += [checks.check_checkpoint_round_trip(), checks.check_weights_round_trip()]
     torch_loss, jax_loss = checks.saturated_losses()
     results.append(checks.Check("saturated BCE (logit 200, label 0): |torch - 100|", abs(torch_loss - 100),
@@ -72,7 +75,7 @@ def table(results: list[checks.Check]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m parity_tests.report", description=__doc__)
-    p.add_argument("--fast", action="store_true", help="skip the behaviour check")
+    p.add_argument("--fast", action="store_true", help="skip the behaviour and quality checks")
     p.add_argument("--out", type=Path, help="also write the table to this Markdown file")
     args = p.parse_args(argv)
     results = all_checks(args.fast)

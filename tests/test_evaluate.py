@@ -122,15 +122,6 @@ def test_parzen_chooses_the_width_on_validation_and_scores_test():
 # --- the classifier and its cache ---------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    """One trained classifier shared by the tests below: about 10 s on 2 idle cores, so every
-    test that uses it is marked slow (the first one pays)."""
-    folder = tmp_path_factory.mktemp("data")
-    classifier.load_classifier("mnist-sample", folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
 def untrained():
     """A classifier with its initial weights: enough to test the cache, without training."""
     rng = np.random.default_rng(0)

@@ -139,3 +139,21 @@ def test_one_device_four_devices_and_two_processes_train_the_same_members(tmp_pa
             # and Adam amplifies it: measured <1e-6 with jax 0.10, 8.6e-4 with jax 0.12 after 40
             # steps. Bounded as the parity suite bounds float32 drift over 100 steps.
             assert _max_diff(a, b) < 1e-2, (name, m["run_dir"])
+
+
+@pytest.mark.slow
+def test_eval_every_scores_each_member_as_a_single_run_does(data_dir, tmp_path):
+    out = tmp_path / "sweep"
+    flags = ["--eval-every", "1", "--eval-num", "300", "--data-dir", str(data_dir)]
+    assert sweep.main([*COMMON, *flags, "--seeds", "0,1", "--lr", "0.0002,1e30", "--out-dir", str(out)]) == 0
+    members = {m["run_dir"]: m for m in json.loads((out / "summary.json").read_text())["members"]}
+    assert members["seed0-lr1e+30"]["fid"] is None  # Diverged: nothing to score.
+    assert "| FID | coverage | classes |" in (out / "summary.md").read_text()
+    single = tmp_path / "single"
+    assert jax_train.main([*COMMON, *flags, "--seed", "1", "--out-dir", str(single)]) == 0
+    [member_score] = [r for r in _metrics(out / "seed1-lr0.0002") if "fid" in r]
+    [single_score] = [r for r in _metrics(single) if "fid" in r]
+    assert member_score["step"] == single_score["step"] == 39
+    assert members["seed1-lr0.0002"]["fid"] == member_score["fid"]
+    assert member_score["fid"] == pytest.approx(single_score["fid"], rel=1e-4)
+    assert member_score["coverage"] == pytest.approx(single_score["coverage"], abs=0.01)

@@ -67,11 +67,14 @@ def restore_state(payload: dict[str, Any], device: torch.device | str = "cpu") -
     return state
 
 
+BEST_FILENAME = "best.pth"  # The best-FID state of a run with --eval-every.
+
+
 class Checkpointer:
     """The run's `checkpoint.pth`: saved over at each checkpoint, as the tutorial did."""
 
-    def __init__(self, out_dir: str | Path, device: torch.device | str = "cpu"):
-        self.path = Path(out_dir) / FILENAME
+    def __init__(self, out_dir: str | Path, device: torch.device | str = "cpu", filename: str = FILENAME):
+        self.path = Path(out_dir) / filename
         self.device = device
 
     def save(self, state: TrainState, meta: dict[str, Any]) -> None:

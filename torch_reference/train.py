@@ -23,7 +23,7 @@ from gan_core.cli import main_guard
 from gan_core.config import Config
 from gan_core.data import Dataset
 from gan_core.errors import UserError
-from torch_reference.checkpoint import Checkpointer
+from torch_reference.checkpoint import BEST_FILENAME, Checkpointer
 from torch_reference.train_step import TrainState, create_train_state, generate, train_epoch, tutorial_dataset
 
 
@@ -75,6 +75,13 @@ class TorchTrainer:
 
     def save(self, state: TrainState, meta: dict[str, Any]) -> None:
         self.checkpointer.save(state, meta)
+
+    def save_best(self, state: TrainState, meta: dict[str, Any]) -> None:
+        Checkpointer(self.checkpointer.path.parent, self.torch_device, BEST_FILENAME).save(state, meta)
+
+    def best_meta(self, out_dir: Path) -> dict[str, Any] | None:
+        best = Checkpointer(out_dir, self.torch_device, BEST_FILENAME)
+        return best.restore_meta() if best.path.exists() else None
 
     def close(self) -> None:
         pass
