@@ -92,8 +92,9 @@ class Config:
                               low=1, high=16)
     # Sample quality (python -m jax_gan.evaluate's metrics, in a worker process).
     eval_every: int = option(0, "score sample quality (FID, precision/recall, density/coverage, "
-                             "classes) every this many epochs and at the end, into metrics.jsonl, "
-                             "keeping the best-FID checkpoint as best; 0: never", low=0, high=10**6)
+                             "classes) every this many epochs and at the end, into metrics.jsonl; "
+                             "a trainer also keeps the best-FID state (RUN/best, RUN/best.pth); "
+                             "0: never", low=0, high=10**6)
     eval_num: int = option(10_000, "samples drawn for each quality score", low=4, high=100_000)
 
     @property

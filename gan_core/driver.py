@@ -178,7 +178,7 @@ def run(trainer: Trainer, state: Any, config: Config, out_dir: Path, num_example
     step = trainer.step_of(state)
     log = rundir.MetricsLog(out_dir / "metrics.jsonl", resume_step=step)
     last_saved = step if step else None
-    best_fid = best_so_far(trainer, out_dir) if scorer is not None and step else math.inf
+    best_fid = best_so_far(trainer, out_dir, step, config) if scorer is not None and step else math.inf
     postfix: dict[str, str] = {}
 
     def save() -> None:
@@ -187,14 +187,19 @@ def run(trainer: Trainer, state: Any, config: Config, out_dir: Path, num_example
         last_saved = step
 
     def evaluate() -> None:
-        nonlocal best_fid
-        scores = score_quality(trainer, state, config, scorer)
+        nonlocal best_fid, scorer
+        try:
+            scores = score_quality(trainer, state, config, scorer)
+        except UserError as e:  # Scoring is an extra: the training it watches goes on.
+            print(f"\nwarning: {e}; training goes on without quality scores", file=sys.stderr)
+            scorer = None
+            return
         log.write([{"step": step - 1, "epoch": (step - 1) // per_epoch, **scores}])
         postfix["fid"] = f"{scores['fid']:.1f}"
         if scores["fid"] < best_fid:
             best_fid = scores["fid"]
             trainer.save_best(state, {"config": config.to_dict(), **meta, "epoch": step // per_epoch,
-                                      "quality": scores})
+                                      "step": step, "quality": scores})
 
     bar = tqdm(total=total, initial=step, unit="step", disable=quiet, dynamic_ncols=True)
     while step < total and not stop.requested:
@@ -222,12 +227,12 @@ def run(trainer: Trainer, state: Any, config: Config, out_dir: Path, num_example
         step += end - offset
         bar.update(end - offset)
         bar.set_description(epochs_label(step - 1, per_epoch, config.epochs))
+        if checkpoint_due(step, per_epoch, total, config):
+            save()  # Before scoring: a scorer that fails or is killed never costs a checkpoint.
         if scorer is not None and eval_due(step, per_epoch, total, config):
             evaluate()
         bar.set_postfix(loss_g=f"{result.metrics['loss_g'][-1]:.4f}",
                         loss_d=f"{result.metrics['loss_d'][-1]:.4f}", **postfix)
-        if checkpoint_due(step, per_epoch, total, config):
-            save()
     bar.close()
     if stop.requested:
         if last_saved != step:
@@ -252,14 +257,22 @@ def score_quality(trainer: Trainer, state: Any, config: Config,
     return {**scores, "eval_seconds": round(time.perf_counter() - start, 3)}
 
 
-def best_so_far(trainer: Trainer, out_dir: Path) -> float:
-    """The FID of a resumed run's best checkpoint (inf if it has none or it does not verify)."""
+def best_so_far(trainer: Trainer, out_dir: Path, step: int, config: Config) -> float:
+    """The FID a resumed run must beat to replace its best checkpoint.
+
+    inf (the next score replaces it) when there is none, when it does not
+    verify, when it is from a step after the one resumed from (a crash before
+    the next checkpoint: that future is trained again) or when it was scored
+    on another number of samples (FID depends on it).
+    """
     try:
         best = trainer.best_meta(out_dir)
     except UserError as e:
         print(f"warning: {e}; the next quality score replaces it", file=sys.stderr)
         return math.inf
-    return float(best["quality"]["fid"]) if best else math.inf
+    if not best or best.get("step", math.inf) > step or best["config"].get("eval_num") != config.eval_num:
+        return math.inf
+    return float(best["quality"]["fid"])
 
 
 class GracefulStop:
@@ -345,10 +358,10 @@ def describe(records: Sequence[dict[str, Any]]) -> str:
         return "no steps logged"
     last = losses[-1]
     text = f"step {last['step']}: loss_G {last['loss_g']:.4f}, loss_D {last['loss_d']:.4f}"
+    scores = [r for r in scores if math.isfinite(r["fid"])]
     if scores:
         best = min(scores, key=lambda r: r["fid"])
-        text += (f"; FID {scores[-1]['fid']:.1f} (best {best['fid']:.1f} after step {best['step']}, "
-                 f"kept as the best checkpoint)")
+        text += f"; FID {scores[-1]['fid']:.1f} (best {best['fid']:.1f} after step {best['step']})"
     return text
 
 

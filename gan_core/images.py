@@ -104,7 +104,7 @@ def save_losses(path: str | os.PathLike, records: Sequence[dict[str, Any]], titl
     """Loss curves from metrics.jsonl records; under them, where the run scored quality
     (`--eval-every`), FID and coverage against the same steps."""
     losses = [r for r in records if "loss_g" in r]
-    scores = [r for r in records if "fid" in r]
+    scores = [r for r in records if "fid" in r and math.isfinite(r["fid"])]
     fig = Figure(figsize=(8, 7 if scores else 4))
     axes = fig.subplots(2 if scores else 1, 1, sharex=True, squeeze=False)[:, 0]
     ax = axes[0]
@@ -121,7 +121,7 @@ def save_losses(path: str | os.PathLike, records: Sequence[dict[str, Any]], titl
         ax.plot(steps, [r["fid"] for r in scores], "o-", color="C3", ms=3, lw=1,
                 label="FID (lower is better)")
         best = min(scores, key=lambda r: r["fid"])
-        ax.plot([best["step"]], [best["fid"]], "*", color="C3", ms=12, label="best (kept)")
+        ax.plot([best["step"]], [best["fid"]], "*", color="C3", ms=12, label="lowest FID")
         ax.set_ylabel("FID")
         ax.grid(alpha=0.3)
         right = ax.twinx()
@@ -131,7 +131,7 @@ def save_losses(path: str | os.PathLike, records: Sequence[dict[str, Any]], titl
         right.set_ylabel("coverage")
         handles = ax.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
         ax.legend(handles, [h.get_label() for h in handles], loc="best")
-        ax.set_title("sample quality against held-out digits")
+        ax.set_title("sample quality against the reference digits")
     axes[-1].set_xlabel("step")
     fig.tight_layout()
     with atomic_write(Path(path), "wb") as f:

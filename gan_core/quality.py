@@ -9,8 +9,9 @@ and the scorer's JAX runs on the CPU, so it never takes the memory that a
 trainer's GPU needs.
 
 The worker lives in its own session, so a Ctrl-C at the terminal reaches
-the trainer alone (which stops cleanly, then closes the worker); if the
-trainer dies, the worker reads end-of-file and exits.
+the trainer alone (which stops cleanly, then closes the worker; a run that
+ends on an exception kills it); if the trainer is killed, the worker reads
+end-of-file when it next waits for a request, and exits.
 """
 
 from __future__ import annotations
@@ -69,17 +70,24 @@ class QualityWorker:
         try:
             self.info = self._reply()  # {"reference_split", "classifier_accuracy"}
         except BaseException:
-            self.close()
+            self.close(abort=True)
             raise
 
     def score(self, images: np.ndarray, seed: int = 0) -> dict[str, Any]:
         """The `KEYS` metrics of `images` (N, 28, 28) in [-1, 1], plus `eval_seconds`."""
         start = time.perf_counter()
         path = self.folder / "samples.npy"
-        np.save(path, np.asarray(images, np.float32))
+        try:
+            np.save(path, np.asarray(images, np.float32))
+        except OSError as e:
+            raise UserError(f"cannot write samples for the quality scorer in {self.folder}: "
+                            f"{e.strerror or e}") from e
         self._send({"images": str(path), "seed": seed})
         scores = self._reply()
         path.unlink(missing_ok=True)
+        missing = [k for k in KEYS if k not in scores]
+        if missing:
+            raise UserError(f"the quality scorer's reply lacks {', '.join(missing)}")
         return {**{k: scores[k] for k in KEYS}, "eval_seconds": round(time.perf_counter() - start, 3)}
 
     def _send(self, request: dict[str, Any]) -> None:
@@ -93,7 +101,13 @@ class QualityWorker:
         line = self.process.stdout.readline()
         if not line:
             self._died()
-        reply = json.loads(line)
+        try:
+            reply = json.loads(line)
+        except ValueError:
+            reply = None
+        if not isinstance(reply, dict):
+            raise UserError(f"the quality scorer (python {' '.join(WORKER)}) sent {line.strip()[:80]!r}, "
+                            "not a JSON object")
         if "error" in reply:
             raise UserError(f"quality scorer: {reply['error']}")
         return reply
@@ -103,24 +117,36 @@ class QualityWorker:
         raise UserError(f"the quality scorer (python {' '.join(WORKER)}) exited with status {code}; "
                         "its messages are above")
 
-    def close(self) -> None:
-        """End the worker (it exits on end-of-input) and remove its files."""
-        if self.process.stdin and not self.process.stdin.closed:
-            try:
-                self.process.stdin.close()
-            except OSError:
-                pass
+    def close(self, abort: bool = False) -> None:
+        """End the worker and remove its files.
+
+        Normally the worker exits at end-of-input; with `abort` (the run is
+        ending on an exception, a second Ctrl-C among them), or if it does not
+        exit in time, it is killed at once.
+        """
         try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
+            if self.process.stdin and not self.process.stdin.closed:
+                try:
+                    self.process.stdin.close()
+                except OSError:
+                    pass
+            if abort:
+                self.process.kill()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        except BaseException:
             self.process.kill()
-            self.process.wait()
-        if self.process.stdout:
-            self.process.stdout.close()
-        shutil.rmtree(self.folder, ignore_errors=True)
+            raise
+        finally:
+            if self.process.stdout:
+                self.process.stdout.close()
+            shutil.rmtree(self.folder, ignore_errors=True)
 
     def __enter__(self) -> QualityWorker:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, kind: type | None, *exc: object) -> None:
+        self.close(abort=kind is not None)

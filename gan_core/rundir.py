@@ -34,7 +34,7 @@ CHECKPOINT_NAME = re.compile(r"\d+(\.orbax-checkpoint-tmp.*)?")
 
 
 def holds_previous_run(out_dir: Path) -> bool:
-    names = (MARKER, "checkpoints", "samples", *RUN_FILES)
+    names = (MARKER, "checkpoints", "samples", BEST, *RUN_FILES)
     return out_dir.is_dir() and any((out_dir / name).exists() for name in names)
 
 

@@ -300,8 +300,10 @@ def serve(dataset: str, data_dir: str, requests: TextIO = sys.stdin, replies: Te
     Everything else this process prints goes to stderr, so the replies stay
     the only lines on stdout.
     """
-    replies = replies or sys.stdout
-    sys.stdout = sys.stderr
+    if replies is None:  # Replies get the real stdout; everything else printed, C libraries included, stderr.
+        replies = os.fdopen(os.dup(1), "w")
+        os.dup2(2, 1)
+        sys.stdout = sys.stderr
 
     def reply(obj: dict[str, Any]) -> None:
         replies.write(json.dumps(obj) + "\n")

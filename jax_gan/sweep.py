@@ -257,18 +257,23 @@ def run_sweep(members: list[Member], base: Config, out_dir: Path, args: argparse
         raise UserError(f"--batch-size {base.batch_size} is larger than {dataset.name} "
                         f"({len(dataset)} images)")
     main_process = jax.process_index() == 0
-    if main_process:
-        out_dir, lock = rundir.prepare_out_dir(out_dir, resume=args.resume, overwrite=args.overwrite,
-                                               lock=lock)
-    try:
-        return train_population(members, base, dataset, out_dir, args, stop, lists)
-    finally:
+    with contextlib.ExitStack() as workers:
+        scorer = None
+        if base.eval_every:  # Started before anything is written; each process scores its members.
+            scorer = workers.enter_context(quality.QualityWorker(dataset.name, base.data_dir))
         if main_process:
-            lock.release()
+            out_dir, lock = rundir.prepare_out_dir(out_dir, resume=args.resume, overwrite=args.overwrite,
+                                                   lock=lock)
+        try:
+            return train_population(members, base, dataset, out_dir, args, stop, lists, scorer)
+        finally:
+            if main_process:
+                lock.release()
 
 
 def train_population(members: list[Member], base: Config, dataset, out_dir: Path,
-                     args: argparse.Namespace, stop: driver.GracefulStop, lists: dict) -> int:
+                     args: argparse.Namespace, stop: driver.GracefulStop, lists: dict,
+                     scorer: quality.QualityWorker | None = None) -> int:
     mesh, member_sharding, replicated = mesh_sharding()
     slots = slots_for(len(members), jax.device_count())
     swept = tuple(k for k in ("lr", "b1") if len(lists[k]) > 1)  # Lists of one stay Python floats.
@@ -285,16 +290,6 @@ def train_population(members: list[Member], base: Config, dataset, out_dir: Path
         preservation_policy=ocp.checkpoint_managers.LatestN(n=base.keep_checkpoints),
         enable_async_checkpointing=False)
     manager = ocp.CheckpointManager((out_dir / "checkpoints").absolute(), options=options)
-    with contextlib.ExitStack() as workers:
-        scorer = None
-        if base.eval_every:  # Each process scores the members it holds.
-            scorer = workers.enter_context(quality.QualityWorker(dataset.name, base.data_dir))
-        return _train_population(members, base, dataset, out_dir, args, stop, manager, population,
-                                 replicated, scorer)
-
-
-def _train_population(members, base, dataset, out_dir, args, stop, manager, population, replicated,
-                      scorer) -> int:
     try:
         if args.resume and manager.latest_step() is not None:
             population = restore_population(manager, population)
@@ -330,7 +325,9 @@ def loop(members: list[Member], local: list[int], population: Population, base: 
             for i in local}
     diverged: dict[int, int] = {}
     last: dict[int, dict[str, float]] = {}
-    scored: dict[int, dict[str, Any]] = {}  # The latest quality scores (--eval-every) of each member.
+    # The latest quality scores (--eval-every) of each live member; a resume starts from its log.
+    scored = {i: {k: r[k] for k in quality.KEYS}
+              for i in local for r in rundir.quality_records(rundir.read_metrics(logs[i].path))[-1:]}
     bar = tqdm(total=total, initial=step, unit="step", disable=quiet, dynamic_ncols=True)
     while step < total and not stop.requested:
         epoch, offset = divmod(step, per_epoch)
@@ -344,6 +341,7 @@ def loop(members: list[Member], local: list[int], population: Population, base: 
             good = int(alive.sum()) if not alive.all() else len(alive)
             if good < len(alive) and i not in diverged:
                 diverged[i] = step + good
+                scored.pop(i, None)  # Its scores were of weights it no longer has.
             records = {k: v[i][:good] for k, v in rows.items() if k != "alive"}
             logs[i].write(driver.metric_records(step, records, per_epoch, base.log_every, total - 1))
             if good:
@@ -356,17 +354,21 @@ def loop(members: list[Member], local: list[int], population: Population, base: 
         losses = [last[i]["loss_g"] for i in local if i in last and i not in diverged] or [float("nan")]
         bar.set_description(f"{len(members)} members, "
                             + driver.epochs_label(step - 1, per_epoch, base.epochs))
+        if driver.checkpoint_due(step, per_epoch, total, base):
+            save_population(manager, population, step)  # Before scoring, as a single run does.
         fids = {}
         if scorer is not None and driver.eval_due(step, per_epoch, total, base):
-            fresh = score_members(members, local, diverged, population.state, base, scorer)
+            try:
+                fresh = score_members(members, local, diverged, population.state, base, scorer)
+            except UserError as e:  # No collective inside: the other processes go on too.
+                print(f"\nwarning: {e}; training goes on without quality scores", file=sys.stderr)
+                scorer, fresh = None, {}
             scored.update(fresh)
             for i, scores in fresh.items():
                 logs[i].write([{"step": step - 1, "epoch": (step - 1) // per_epoch, **scores}])
             fids = {"fid": f"best {min(s['fid'] for s in fresh.values()):.1f}"} if fresh else {}
         bar.set_postfix(alive=f"{len(local) - len(diverged)}/{len(local)}",
                         loss_g=f"best {min(losses):.3f} worst {max(losses):.3f}", **fids)
-        if driver.checkpoint_due(step, per_epoch, total, base):
-            save_population(manager, population, step)
     bar.close()
     if stop.requested:
         save_population(manager, population, step)

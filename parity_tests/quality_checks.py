@@ -3,7 +3,7 @@
 The step-level checks prove the two compute the same functions; this one
 asks the question a user asks. Both trainers run the same recipe and budget
 on the offline `mnist-sample` digits for several seeds, each scored the same
-way at its end (`--eval-every`, one scorer program for both). The seeds give
+way at its end (`--eval-every`: the same scorer program for both). The seeds give
 different runs in each framework (their random streams differ), so the
 measure is statistical: per metric, the gap between the frameworks' means
 must not exceed the seed-to-seed spread (the larger of the two frameworks'

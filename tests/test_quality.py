@@ -96,6 +96,8 @@ def test_eval_is_due_after_every_kth_epoch_and_at_the_end():
 def test_a_scorer_that_cannot_start_is_one_error(tmp_path):
     with pytest.raises(UserError, match="quality scorer .* exited with status 1"):
         quality.QualityWorker("mnist-sample", tmp_path, python="false")
+    with pytest.raises(UserError, match="quality scorer .* sent '-m jax_gan.evaluate.*not a JSON object"):
+        quality.QualityWorker("mnist-sample", tmp_path, python="echo")
     with pytest.raises(UserError, match="cannot start the quality scorer"):
         quality.QualityWorker("mnist-sample", tmp_path, python=str(tmp_path / "no-such-python"))
 
@@ -122,3 +124,48 @@ def test_eval_flags_are_checked(tmp_path, capsys):
         assert jax_train.main(["--out-dir", str(tmp_path / "x"), *flags]) == 2
         assert message in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+class _Best:
+    """A trainer whose best checkpoint's metadata is given."""
+
+    def __init__(self, meta):
+        self.meta = meta
+
+    def best_meta(self, out_dir):
+        if isinstance(self.meta, Exception):
+            raise self.meta
+        return self.meta
+
+
+def test_a_resume_beats_only_a_best_from_its_past_scored_on_as_many_samples(tmp_path, capsys):
+    config = Config(eval_every=1, eval_num=600)
+    best = {"step": 158, "config": config.to_dict(), "quality": {"fid": 42.0}}
+    assert driver.best_so_far(_Best(best), tmp_path, 158, config) == 42.0
+    assert driver.best_so_far(_Best(best), tmp_path, 79, config) == float("inf")  # From a lost future.
+    assert driver.best_so_far(_Best(best), tmp_path, 158, Config(eval_num=700)) == float("inf")
+    assert driver.best_so_far(_Best(None), tmp_path, 158, config) == float("inf")
+    damaged = _Best(UserError("checkpoint best/158 is damaged"))
+    assert driver.best_so_far(damaged, tmp_path, 158, config) == float("inf")
+    assert "damaged; the next quality score replaces it" in capsys.readouterr().err
+
+
+class _FailingScorer:
+    def score(self, images, seed=0):
+        raise UserError("the quality scorer (python -m jax_gan.evaluate --serve) exited with status -9")
+
+
+def test_a_scorer_that_fails_mid_run_costs_no_checkpoint_and_training_goes_on(tmp_path, capsys):
+    from tests.helpers import FakeTrainer
+
+    config = Config(dataset="mnist-sample", epochs=3, eval_every=1, checkpoint_every=1, sample_every=10**6)
+    trainer = FakeTrainer()
+    for folder in ("checkpoints", "samples"):
+        (tmp_path / folder).mkdir()
+    state = trainer.start(config, None, tmp_path, resume=False)
+    with driver.GracefulStop() as stop:
+        code = driver.run(trainer, state, config, tmp_path, 5000, {}, stop, True, _FailingScorer())
+    assert code == 0
+    assert "exited with status -9; training goes on without quality scores" in capsys.readouterr().err
+    assert trainer.saved_meta(tmp_path)["step"] == 237  # Every checkpoint, the last included.
+    assert not [r for r in _records(tmp_path) if "fid" in r]

@@ -80,7 +80,7 @@ class TorchTrainer:
         Checkpointer(self.checkpointer.path.parent, self.torch_device, BEST_FILENAME).save(state, meta)
 
     def best_meta(self, out_dir: Path) -> dict[str, Any] | None:
-        best = Checkpointer(out_dir, self.torch_device, BEST_FILENAME)
+        best = Checkpointer(out_dir, "cpu", BEST_FILENAME)  # Only its metadata is read.
         return best.restore_meta() if best.path.exists() else None
 
     def close(self) -> None:
