@@ -53,6 +53,7 @@ def test_data_identical_through_torchvision(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.statistical
 def test_behaviour_in_distribution():
     for check in checks.check_behaviour():
         _assert(check)

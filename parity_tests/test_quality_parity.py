@@ -13,6 +13,7 @@ def runs(tmp_path_factory):
 
 
 @pytest.mark.slow
+@pytest.mark.statistical
 @pytest.mark.parametrize("metric", quality_checks.METRICS)
 def test_quality_parity(runs, metric):
     data_dir, records = runs
