@@ -264,6 +264,8 @@ def run_sweep(members: list[Member], base: Config, out_dir: Path, args: argparse
         if main_process:
             out_dir, lock = rundir.prepare_out_dir(out_dir, resume=args.resume, overwrite=args.overwrite,
                                                    lock=lock)
+            with contextlib.suppress(OSError):  # Grids go to the members' folders, not the sweep's.
+                (out_dir / "samples").rmdir()
         try:
             return train_population(members, base, dataset, out_dir, args, stop, lists, scorer)
         finally:

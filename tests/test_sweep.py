@@ -49,6 +49,7 @@ def test_each_member_is_an_ordinary_run(population):
     assert jax_sample.main(["--checkpoint", str(population / "seed1-lr0.0002"), "--out",
                             str(population / "s.npy")]) == 0
     assert (population / "contact_sheet.png").exists()
+    assert not (population / "samples").exists()  # Grids live in the members' folders.
     assert "| 1 | 0.0002 |" in (population / "summary.md").read_text()
 
 
