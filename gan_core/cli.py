@@ -11,6 +11,7 @@ import dataclasses
 import functools
 import math
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -112,6 +113,9 @@ def main_guard(main: Callable[[Sequence[str] | None], int | None]) -> Callable:
             if "--debug" in (sys.argv[1:] if argv is None else argv):
                 traceback.print_exception(e)
             return 2
+        except KeyboardInterrupt:  # A trainer's second Ctrl-C, or the first one elsewhere.
+            print("\ninterrupted: stopped at once, nothing more was saved", file=sys.stderr)
+            return 128 + signal.SIGINT
 
     return wrapper
 

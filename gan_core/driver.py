@@ -254,7 +254,7 @@ def score_quality(trainer: Trainer, state: Any, config: Config,
         trainer.generate(state, z[i:i + EVAL_BATCH]) for i in range(0, len(z), EVAL_BATCH)]),
         config.tutorial_normalization)
     scores = scorer.score(images.reshape(len(z), config.image_size, config.image_size), seed=config.seed)
-    return {**scores, "eval_seconds": round(time.perf_counter() - start, 3)}
+    return {**scores, "num_samples": len(z), "eval_seconds": round(time.perf_counter() - start, 3)}
 
 
 def best_so_far(trainer: Trainer, out_dir: Path, step: int, config: Config) -> float:

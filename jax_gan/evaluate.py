@@ -22,6 +22,7 @@ import argparse
 import dataclasses
 import json
 import os
+import shutil
 import sys
 import time
 from collections.abc import Sequence
@@ -39,7 +40,7 @@ from gan_core.latent import latent_points
 from gan_core.quality import KEYS as TRAINING_KEYS
 from gan_core.quality import as_eval_range
 from gan_core.tutorial_checkpoint import FILENAME as TORCH_CHECKPOINT
-from jax_gan import classifier, metrics
+from jax_gan import backend, classifier, metrics
 
 NUM = 10_000
 PARZEN_VALIDATION = 1_000  # Validation digits that choose the Parzen width: plenty for one number.
@@ -315,16 +316,21 @@ def serve(dataset: str, data_dir: str, requests: TextIO = sys.stdin, replies: Te
         reply({"error": str(e)})
         return 2
     reply({"reference_split": reference.split, "classifier_accuracy": reference.classifier.accuracy})
+    folders = set()  # The trainer's temporary folders: removed here too, in case it was killed.
     for line in requests:
         try:
             request = json.loads(line)
+            folders.add(Path(request["images"]).parent)
             images = np.load(request["images"], allow_pickle=False)
             scores, _ = assess(images, reference, seed=int(request.get("seed", 0)), parzen=False)
             reply({k: scores[k] for k in TRAINING_KEYS})
         except UserError as e:
             reply({"error": str(e)})
-        except (OSError, ValueError, KeyError) as e:
+        except (OSError, ValueError, KeyError, TypeError) as e:
             reply({"error": f"bad request: {e}"})
+    for folder in folders:
+        if folder.name.startswith("jax-gan-eval-"):
+            shutil.rmtree(folder, ignore_errors=True)
     return 0
 
 
@@ -362,6 +368,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Path(args.json) if args.json else None
     if out is not None and not rundir.checked(out.parent.is_dir, out.parent):
         raise UserError(f"directory {out.parent} does not exist")
+    backend.platform()
     source = read_input(Path(args.input), args.num, args.seed)
     dataset = args.dataset or source.dataset or Config().dataset
     data_dir = args.data_dir or source.data_dir or Config().data_dir

@@ -18,7 +18,7 @@ from gan_core.cli import add_debug_flag, add_scale_flag, check_out, main_guard
 from gan_core.errors import UserError
 from gan_core.images import write_images
 from gan_core.latent import interpolate, latent_points
-from jax_gan import checkpoint
+from jax_gan import backend, checkpoint
 from jax_gan.train_step import generate
 
 
@@ -40,6 +40,7 @@ def parser() -> argparse.ArgumentParser:
 @main_guard
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    backend.platform()
     if not 2 <= args.steps <= 10_000:
         raise UserError(f"--steps must be in [2, 10000], got {args.steps}")
     out = check_out(args.out, args.steps, args.image_scale,

@@ -15,13 +15,14 @@ import jax.numpy as jnp
 from gan_core.cli import check_out, main_guard, sample_parser
 from gan_core.images import write_images
 from gan_core.latent import latent_points
-from jax_gan import checkpoint
+from jax_gan import backend, checkpoint
 from jax_gan.train_step import generate
 
 
 @main_guard
 def main(argv: Sequence[str] | None = None) -> int:
     args = sample_parser("python -m jax_gan.sample").parse_args(argv)
+    backend.platform()
     out = check_out(args.out, args.num, args.image_scale, {"--seed": args.seed})
     state, config, _ = checkpoint.load(args.checkpoint)
     z = latent_points(args.seed, args.num, config.latent_dim)

@@ -54,6 +54,7 @@ from gan_core import cli, driver, images, quality, rundir
 from gan_core.config import Config
 from gan_core.data import load_dataset
 from gan_core.errors import UserError
+from jax_gan import backend
 from jax_gan.checkpoint import Checkpointer
 from jax_gan.train_step import TrainState, create_train_state, generate, train_epoch
 
@@ -211,6 +212,7 @@ def main_body(argv: Sequence[str] | None) -> int:
     with driver.GracefulStop() as stop:
         args = parser().parse_args(argv)
         distributed(args)
+        backend.platform()
         out_dir = Path(args.out_dir)
         lock_ctx = rundir.claim(out_dir) if jax.process_index() == 0 else contextlib.nullcontext()
         with lock_ctx as lock:

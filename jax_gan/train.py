@@ -21,6 +21,7 @@ from gan_core import driver, rundir
 from gan_core.cli import main_guard
 from gan_core.config import Config
 from gan_core.data import Dataset
+from jax_gan import backend
 from jax_gan.checkpoint import Checkpointer
 from jax_gan.train_step import TrainState, create_train_state, generate, train_epoch
 
@@ -38,10 +39,10 @@ class JaxTrainer:
         self.resumed: tuple[TrainState, dict[str, Any]] | None = None
 
     def device(self) -> str:
-        return jax.devices()[0].platform
+        return backend.platform()
 
     def check(self, config: Config, dataset: Dataset) -> None:
-        pass  # Every valid config runs.
+        backend.platform()  # Every valid config runs, where JAX has a backend.
 
     def saved_meta(self, out_dir: Path) -> dict[str, Any] | None:
         """The newest checkpoint that verifies (kept for `start`): damaged ones are skipped."""

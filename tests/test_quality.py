@@ -42,7 +42,7 @@ def test_eval_every_scores_each_epoch_and_keeps_the_best(program, data_dir, tmp_
     scores = [r for r in records if "fid" in r]
     assert [(r["step"], r["epoch"]) for r in scores] == [(78, 0), (157, 1), (236, 2)]  # 79 steps/epoch.
     for r in scores:
-        assert set(quality.KEYS) <= set(r) and r["eval_seconds"] > 0
+        assert set(quality.KEYS) <= set(r) and r["eval_seconds"] > 0 and r["num_samples"] == 600
         assert 0 < r["fid"] < 1000 and 0 <= r["coverage"] <= 1 and 1 <= r["classes_covered"] <= 10
     assert len([r for r in records if "loss_g" in r]) > len(scores)
     best = min(scores, key=lambda r: r["fid"])
@@ -111,6 +111,8 @@ def test_the_worker_scores_as_evaluate_does_and_reports_bad_input(data_dir):
         with pytest.raises(UserError, match=r"quality scorer: .*values must lie in \[-1, 1\]"):
             worker.score(images * 3)
         again = worker.score(images, seed=3)  # Still serving after a bad request.
+        worker.process.stdin.close()  # As when the trainer is killed: the worker cleans up itself.
+        assert worker.process.wait(timeout=30) == 0 and not worker.folder.exists()
     expected = evaluate.evaluate_images(images, "mnist-sample", data_dir, seed=3, parzen=False)
     for key in quality.KEYS:
         assert scores[key] == pytest.approx(expected[key], rel=1e-6), key
@@ -169,3 +171,40 @@ def test_a_scorer_that_fails_mid_run_costs_no_checkpoint_and_training_goes_on(tm
     assert "exited with status -9; training goes on without quality scores" in capsys.readouterr().err
     assert trainer.saved_meta(tmp_path)["step"] == 237  # Every checkpoint, the last included.
     assert not [r for r in _records(tmp_path) if "fid" in r]
+
+
+def test_a_jax_without_a_backend_is_one_line_and_writes_nothing(tmp_path):
+    import os
+    import subprocess
+
+    env = {**os.environ, "JAX_PLATFORMS": "no-such-platform"}
+    out = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-m", "jax_gan.train", "--dataset", "mnist-sample", "--out-dir",
+                           str(out)], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip().splitlines()[-1]]
+    assert "JAX cannot start its backend (JAX_PLATFORMS=no-such-platform)" in proc.stderr
+    assert not out.exists()
+
+
+def test_a_bare_assertion_from_jax_is_one_error_too(monkeypatch):
+    import jax
+
+    from jax_gan import backend
+
+    def broken():
+        raise AssertionError  # What jax.devices() raises for JAX_PLATFORMS=cuda without a GPU (jax 0.10).
+
+    monkeypatch.setattr(jax, "devices", broken)
+    with pytest.raises(UserError, match="JAX cannot start its backend.*AssertionError"):
+        backend.platform()
+
+
+def test_ctrl_c_that_reaches_a_command_is_one_line_and_exit_130(capsys):
+    from gan_core.cli import main_guard
+
+    def interrupted(argv):
+        raise KeyboardInterrupt
+
+    assert main_guard(interrupted)([]) == 130
+    assert capsys.readouterr().err.strip() == "interrupted: stopped at once, nothing more was saved"
