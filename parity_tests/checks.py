@@ -240,10 +240,11 @@ def _jax_grads(state, real, z):
     return params_to_torch(grads_g), params_to_torch(jax.grad(loss_d)(state.params_d))
 
 
-def _torch_grads(tstate, real, z):
+def torch_grads(tstate, real, z, train: bool = False):
+    """The reference's G and D gradients for one batch; `train` keeps dropout on (train_checks)."""
     g, d = tstate.g, tstate.d
-    g.eval()
-    d.eval()
+    g.train(train)
+    d.train(train)
     bce = torch.nn.BCELoss()
     real = torch.from_numpy(real)[:, None]
     z = torch.from_numpy(z)
@@ -266,7 +267,7 @@ def check_gradients() -> Check:
     state = jax_state_from_torch(tstate)
     real, z = real_batches(1, 64)[0], latents(1, 64)[0]
     worst = 0.0
-    for jg, tg in zip(_jax_grads(state, real, z), _torch_grads(tstate, real, z), strict=True):
+    for jg, tg in zip(_jax_grads(state, real, z), torch_grads(tstate, real, z), strict=True):
         for name in tg:
             worst = max(worst, np.abs(jg[name] - tg[name]).max() / np.linalg.norm(tg[name]))
     return Check("gradients of loss_G and loss_D (max diff / norm)", float(worst), 1e-5)

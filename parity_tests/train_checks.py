@@ -33,6 +33,7 @@ from parity_tests.checks import (
     max_param_diff,
     precise,
     real_batches,
+    torch_grads,
     torch_pair,
 )
 from parity_tests.masks import (
@@ -132,22 +133,8 @@ def _jax_train_grads(state, real, z, masks):
 
 
 def _torch_train_grads(tstate, real, z, masks):
-    g, d = tstate.g, tstate.d
-    g.train()
-    d.train()
-    bce = torch.nn.BCELoss()
-    real, z = torch.from_numpy(real)[:, None], torch.from_numpy(z)
-    ones, zeros = torch.ones(len(z), 1), torch.zeros(len(z), 1)
-    with torch_masks([g, d], masks):
-        g.zero_grad()
-        d.zero_grad()
-        fake = g(z)
-        bce(d(fake), ones).backward()
-        grads_g = {k: p.grad.numpy().copy() for k, p in g.named_parameters()}
-        d.zero_grad()
-        ((bce(d(real), ones) + bce(d(fake.detach()), zeros)) / 2).backward()
-        grads_d = {k: p.grad.numpy().copy() for k, p in d.named_parameters()}
-    return grads_g, grads_d
+    with torch_masks([tstate.g, tstate.d], masks):
+        return torch_grads(tstate, real, z, train=True)
 
 
 @precise
