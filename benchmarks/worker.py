@@ -28,6 +28,7 @@ import numpy as np
 
 from benchmarks.backends import BACKENDS, Runner, backend_population
 from gan_core.config import Config
+from gan_core.errors import first_line
 
 MNIST_TRAIN = 60_000
 
@@ -101,7 +102,7 @@ def _worker(conn: Connection, backend: str, job: WorkerJob) -> None:
         run(2 if backend == "torch-tutorial" else steps)
         _serve(conn, run, steps, backend, job.device)
     except Exception as e:  # noqa: BLE001 - reported to the parent, which records the failure.
-        conn.send(("error", f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"))
+        conn.send(("error", f"{type(e).__name__}: {first_line(e) if str(e) else ''}"))
 
 
 def _build(backend: str, job: WorkerJob) -> tuple[Runner, float, int]:

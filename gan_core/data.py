@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from gan_core import download
-from gan_core.errors import DataError, DownloadError
+from gan_core.errors import DataError, DownloadError, first_line
 
 IMAGES_MAGIC = 2051
 LABELS_MAGIC = 2049
@@ -196,7 +196,7 @@ def load_arrays(
         except DownloadError as e:
             if name != "mnist":
                 raise
-            warn(f"MNIST not found in {folder} and could not be downloaded ({_first_line(e)}); "
+            warn(f"MNIST not found in {folder} and could not be downloaded ({first_line(e)}); "
                  f"training on mnist-sample (5,000 real digits) instead; {SAMPLE_HINT}")
             return load_arrays("mnist-sample", data_dir, split)
         files = find_idx_files(name, data_dir, split)
@@ -220,7 +220,3 @@ def load_dataset(
         name, data_dir, split, allow_download=allow_download, opener=opener, warn=warn
     )
     return Dataset(normalize(images, tutorial_normalization), np.asarray(labels), used, source)
-
-
-def _first_line(error: Exception) -> str:
-    return str(error).splitlines()[0]

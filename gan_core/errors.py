@@ -19,3 +19,13 @@ class DownloadError(DataError):
 
 class CheckpointError(UserError):
     """A checkpoint is missing, unreadable or does not match the model."""
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an error's message, or its type's name when it has none.
+
+    Library errors (Orbax, torch.load, XLA) can span pages; a one-line
+    `UserError` quotes only their first line.
+    """
+    text = str(error)
+    return text.splitlines()[0] if text else type(error).__name__

@@ -12,7 +12,7 @@ import os
 
 import jax
 
-from gan_core.errors import UserError
+from gan_core.errors import UserError, first_line
 
 
 def platform() -> str:
@@ -21,7 +21,7 @@ def platform() -> str:
         return jax.devices()[0].platform
     except (RuntimeError, AssertionError) as e:
         wanted = os.environ.get("JAX_PLATFORMS", "")
-        why = str(e).splitlines()[0] if str(e) else type(e).__name__
+        why = first_line(e)
         asked = f" (JAX_PLATFORMS={wanted})" if wanted else ""
         raise UserError(f"JAX cannot start its backend{asked}: {why}; check that the accelerator and its "
                         "jax plugin (e.g. jax[cuda12]) are installed, or unset JAX_PLATFORMS to let JAX "

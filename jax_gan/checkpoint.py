@@ -27,7 +27,7 @@ import orbax.checkpoint as ocp
 
 from gan_core import rundir
 from gan_core.config import Config
-from gan_core.errors import CheckpointError
+from gan_core.errors import CheckpointError, first_line
 from jax_gan.train_step import TrainState, create_train_state
 
 FILE_SUMS = "files.sha256.json"
@@ -224,9 +224,6 @@ def checksums(tree: Any) -> dict[str, str]:
     flat = flax.traverse_util.flatten_dict(tree, sep="/")
     return {k: hashlib.sha256(np.ascontiguousarray(v).tobytes()).hexdigest() for k, v in flat.items()}
 
-
-def first_line(error: Exception) -> str:
-    return str(error).splitlines()[0] if str(error) else type(error).__name__
 
 
 def load(path: str | Path) -> tuple[TrainState, Config, dict[str, Any]]:

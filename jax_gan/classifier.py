@@ -42,7 +42,7 @@ import optax
 import orbax.checkpoint as ocp
 
 from gan_core import data
-from gan_core.errors import DataError, UserError
+from gan_core.errors import DataError, UserError, first_line
 
 NUM_CLASSES = 10
 FEATURES = 128
@@ -340,7 +340,7 @@ def write_cache(folder: Path, clf: Classifier) -> None:
                 raise
             # Another process cached the same classifier first: theirs is as good as ours.
     except Exception as e:  # noqa: BLE001 - Orbax wraps OSError in several types.
-        raise OSError(str(e).splitlines()[0] if str(e) else type(e).__name__) from e
+        raise OSError(first_line(e)) from e
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -361,7 +361,7 @@ def read_cache(folder: Path, recipe: Recipe = RECIPE) -> Classifier:
         params = jax.tree.map(np.asarray, params)
         float(meta["accuracy"])
     except Exception as e:  # noqa: BLE001 - a damaged cache fails in many ways.
-        raise CacheError(str(e).splitlines()[0] if str(e) else type(e).__name__) from e
+        raise CacheError(first_line(e)) from e
     expected = meta.get("checksums", {})
     got = checksums(params)
     if set(got) != set(expected) or any(expected[k] != v for k, v in got.items()):

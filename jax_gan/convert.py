@@ -28,7 +28,7 @@ import optax
 from gan_core import rundir
 from gan_core.cli import add_debug_flag, main_guard
 from gan_core.config import Config
-from gan_core.errors import CheckpointError, UserError
+from gan_core.errors import CheckpointError, UserError, first_line
 from gan_core.tutorial_checkpoint import LAYERS, check_payload, param_names, tensor_checksums
 from jax_gan import checkpoint
 from jax_gan.checkpoint import Checkpointer
@@ -143,8 +143,7 @@ def read_pth(src: Path) -> tuple[dict[str, Any], Config]:
     try:
         payload = torch.load(src, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - torch.load fails in many ways on a bad file.
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise CheckpointError(f"{src} is not a readable PyTorch checkpoint: {reason}") from e
+        raise CheckpointError(f"{src} is not a readable PyTorch checkpoint: {first_line(e)}") from e
     return payload, check_payload(payload, str(src))
 
 

@@ -35,7 +35,7 @@ from gan_core import rundir
 from gan_core.cli import add_debug_flag, main_guard
 from gan_core.config import DATASETS, Config
 from gan_core.data import normalize
-from gan_core.errors import UserError
+from gan_core.errors import UserError, first_line
 from gan_core.latent import latent_points
 from gan_core.quality import KEYS as TRAINING_KEYS
 from gan_core.quality import as_eval_range
@@ -184,7 +184,7 @@ def read_npy(path: Path, num: int) -> Source:
     try:
         array = np.load(path, allow_pickle=False, mmap_mode="r")
     except (OSError, ValueError, EOFError) as e:
-        raise UserError(f"{path} is not a readable .npy file: {str(e).splitlines()[0]}") from e
+        raise UserError(f"{path} is not a readable .npy file: {first_line(e)}") from e
     if array.ndim >= 1:
         array = array[:num]
     images = check_images(array, str(path))

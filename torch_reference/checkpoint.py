@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from gan_core.errors import CheckpointError
+from gan_core.errors import CheckpointError, first_line
 from gan_core.rundir import atomic_write
 from gan_core.tutorial_checkpoint import FILENAME, check_payload, checkpoint_path, tensor_checksums
 from torch_reference.train_step import TrainState, create_train_state
@@ -49,8 +49,7 @@ def load(path: str | Path, device: torch.device | str = "cpu") -> dict[str, Any]
         payload = torch.load(path, map_location=device, weights_only=True)
     except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile,
             ValueError) as e:
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint: {reason}") from e
+        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint: {first_line(e)}") from e
     check_payload(payload, str(path))
     return payload
 
