@@ -8,14 +8,12 @@ the names and the shape checks from here.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from gan_core.config import Config
+from gan_core.digest import array_sha256
 from gan_core.errors import CheckpointError, UserError
 
 TUTORIAL_KEYS = ("epoch", "model_G_state_dict", "model_D_state_dict",
@@ -90,18 +88,12 @@ def tensor_checksums(payload: Mapping[str, Any]) -> dict[str, str]:
     sums = {}
     for network in ("G", "D"):
         for name, value in payload[f"model_{network}_state_dict"].items():
-            sums[f"model_{network}/{name}"] = _sha256(value)
+            sums[f"model_{network}/{name}"] = array_sha256(value)
         state = payload.get(f"optimizer_{network}_state_dict", {}).get("state", {})
         for index, moments in state.items():
             for name, value in moments.items():
-                sums[f"optimizer_{network}/{index}/{name}"] = _sha256(value)
+                sums[f"optimizer_{network}/{index}/{name}"] = array_sha256(value)
     return sums
-
-
-def _sha256(value: Any) -> str:
-    """Of a torch tensor or a NumPy array, without importing torch."""
-    array = value.detach().cpu().numpy() if hasattr(value, "detach") else np.asarray(value)
-    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
 
 
 def config_of(payload: Mapping[str, Any], where: str = "checkpoint") -> Config:

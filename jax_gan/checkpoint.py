@@ -10,7 +10,6 @@ damaged checkpoint is reported, never silently loaded.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import shutil
@@ -27,6 +26,7 @@ import orbax.checkpoint as ocp
 
 from gan_core import rundir
 from gan_core.config import Config
+from gan_core.digest import file_sha256, tree_sha256
 from gan_core.errors import CheckpointError, first_line
 from jax_gan.train_step import TrainState, create_train_state
 
@@ -88,7 +88,7 @@ class Checkpointer:
         """
         step = int(state.step)
         tree = flax.serialization.to_state_dict(jax.device_get(state))
-        meta = {**meta, "checksums": checksums(tree)}
+        meta = {**meta, "checksums": tree_sha256(tree)}
         need = sum(np.asarray(x).nbytes for x in jax.tree.leaves(tree)) * 1.1 + 2**20
         free = shutil.disk_usage(self.directory).free
         if need > free:
@@ -145,7 +145,7 @@ class Checkpointer:
                                       f"{spec.dtype}{list(spec.shape)}; the checkpoint does not match "
                                       "its own config")
         if "checksums" in meta:
-            bad = [k for k, v in checksums(tree).items() if meta["checksums"].get(k) != v]
+            bad = [k for k, v in tree_sha256(tree).items() if meta["checksums"].get(k) != v]
             if bad:
                 raise CheckpointError(f"checkpoint {where} is corrupt: {len(bad)} array(s) fail their "
                                       f"SHA-256 check, e.g. {bad[0]}")
@@ -190,7 +190,7 @@ def write_file_sums(folder: Path) -> None:
     Checked before Orbax opens anything, so damaged bytes are reported as such
     instead of surfacing as decoder errors from Orbax's reader threads.
     """
-    sums = {str(p.relative_to(folder)): _file_sha256(p) for p in sorted(folder.rglob("*"))
+    sums = {str(p.relative_to(folder)): file_sha256(p) for p in sorted(folder.rglob("*"))
             if p.is_file() and p.name != FILE_SUMS}
     with rundir.atomic_write(folder / FILE_SUMS) as f:
         json.dump(sums, f, indent=0)
@@ -208,21 +208,10 @@ def check_file_sums(folder: Path) -> None:
     present = {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()} - {FILE_SUMS}
     if present != set(sums):
         raise CheckpointError(f"checkpoint {folder} is corrupt: files are missing or were added")
-    bad = [name for name, digest in sums.items() if _file_sha256(folder / name) != digest]
+    bad = [name for name, digest in sums.items() if file_sha256(folder / name) != digest]
     if bad:
         raise CheckpointError(f"checkpoint {folder} is corrupt: {len(bad)} file(s) fail their SHA-256 "
                               f"check, e.g. {bad[0]}")
-
-
-def _file_sha256(path: Path) -> str:
-    with path.open("rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
-def checksums(tree: Any) -> dict[str, str]:
-    """SHA-256 of each array's bytes, by its path in the state dict."""
-    flat = flax.traverse_util.flatten_dict(tree, sep="/")
-    return {k: hashlib.sha256(np.ascontiguousarray(v).tobytes()).hexdigest() for k, v in flat.items()}
 
 
 

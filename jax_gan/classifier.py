@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import Any
 
 import flax.linen as nn
-import flax.traverse_util
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -42,6 +41,7 @@ import optax
 import orbax.checkpoint as ocp
 
 from gan_core import data
+from gan_core.digest import file_sha256, tree_sha256
 from gan_core.errors import DataError, UserError, first_line
 
 NUM_CLASSES = 10
@@ -145,11 +145,7 @@ def cache_key(splits: Splits, recipe: Recipe = RECIPE) -> str:
     """SHA-256 of the dataset files' bytes and the recipe: what the classifier depends on."""
     h = hashlib.sha256(json.dumps(dataclasses.asdict(recipe), sort_keys=True).encode())
     for path in splits.files:
-        file_hash = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                file_hash.update(block)
-        h.update(path.name.encode() + file_hash.digest())
+        h.update(path.name.encode() + bytes.fromhex(file_sha256(path)))
     return h.hexdigest()
 
 
@@ -331,7 +327,7 @@ def write_cache(folder: Path, clf: Classifier) -> None:
             checkpointer.save((tmp / "params").absolute(), args=ocp.args.StandardSave(clf.params))
         finally:
             checkpointer.close()
-        meta = {**clf.meta, "checksums": checksums(clf.params)}
+        meta = {**clf.meta, "checksums": tree_sha256(clf.params)}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
         try:
             os.rename(tmp, folder)
@@ -363,7 +359,7 @@ def read_cache(folder: Path, recipe: Recipe = RECIPE) -> Classifier:
     except Exception as e:  # noqa: BLE001 - a damaged cache fails in many ways.
         raise CacheError(first_line(e)) from e
     expected = meta.get("checksums", {})
-    got = checksums(params)
+    got = tree_sha256(params)
     if set(got) != set(expected) or any(expected[k] != v for k, v in got.items()):
         raise CacheError("its weights fail their SHA-256 check")
     if jax.tree.structure(params) != jax.tree.structure(template) or any(
@@ -371,11 +367,6 @@ def read_cache(folder: Path, recipe: Recipe = RECIPE) -> Classifier:
                                               strict=True)):
         raise CacheError("its weights do not match the recipe's shapes")
     return Classifier(params, {k: v for k, v in meta.items() if k != "checksums"}, recipe)
-
-
-def checksums(params: Any) -> dict[str, str]:
-    flat = flax.traverse_util.flatten_dict(params, sep="/")
-    return {k: hashlib.sha256(np.ascontiguousarray(v).tobytes()).hexdigest() for k, v in flat.items()}
 
 
 def _discard(folder: Path) -> None:
