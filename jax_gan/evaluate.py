@@ -3,7 +3,7 @@
 Losses do not say: a GAN's loss curves look the same whether it draws ten
 digit classes or two. This scores samples against real digits that the
 feature classifier (`jax_gan.classifier`) never trained on, with the metrics
-of `jax_gan.metrics`:
+of `gan_core.metrics`:
 
     python -m jax_gan.evaluate samples.npy               # (N, 28, 28) in [-1, 1]
     python -m jax_gan.evaluate runs/jax_gan --num 10000  # or a torch_reference run
@@ -31,7 +31,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from gan_core import rundir
+from gan_core import metrics, rundir
 from gan_core.cli import add_debug_flag, main_guard
 from gan_core.config import DATASETS, Config
 from gan_core.data import normalize
@@ -40,7 +40,7 @@ from gan_core.latent import latent_points
 from gan_core.quality import KEYS as TRAINING_KEYS
 from gan_core.quality import as_eval_range
 from gan_core.tutorial_checkpoint import FILENAME as TORCH_CHECKPOINT
-from jax_gan import backend, classifier, metrics
+from jax_gan import backend, classifier
 
 NUM = 10_000
 PARZEN_VALIDATION = 1_000  # Validation digits that choose the Parzen width: plenty for one number.

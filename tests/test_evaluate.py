@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from gan_core import metrics
 from gan_core.config import Config
-from jax_gan import classifier, evaluate, metrics
+from jax_gan import classifier, evaluate
 
 ROOT = Path(__file__).resolve().parent.parent
 
