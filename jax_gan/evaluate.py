@@ -39,8 +39,8 @@ from gan_core.errors import UserError, first_line
 from gan_core.latent import latent_points
 from gan_core.quality import KEYS as TRAINING_KEYS
 from gan_core.quality import as_eval_range
-from gan_core.tutorial_checkpoint import FILENAME as TORCH_CHECKPOINT
 from jax_gan import backend, classifier
+from jax_gan.generator_checkpoint import RUN_LAYOUT, load_generator, run_framework
 
 NUM = 10_000
 PARZEN_VALIDATION = 1_000  # Validation digits that choose the Parzen width: plenty for one number.
@@ -197,58 +197,12 @@ def run_samples(path: Path, num: int, seed: int) -> Source:
 
     from jax_gan.train_step import generate
 
-    pth = path / TORCH_CHECKPOINT if path.is_dir() else path
-    if run_framework(path) == "jax":
-        from jax_gan import checkpoint
-
-        state, config, meta = checkpoint.load(path)
-        framework, step, used = "jax_gan", int(state.step), meta.get("dataset_used")
-    elif run_framework(path) == "torch":
-        from jax_gan import convert
-
-        if convert.torch is None:
-            raise UserError(f"{pth} is a torch_reference checkpoint; reading it needs PyTorch: "
-                            "pip install 'jax-gan[torch]'")
-        payload, config = convert.read_pth(pth)
-        state = convert.checkpoint_to_state(payload, config)
-        framework, step, used = "torch_reference", int(state.step), payload.get("dataset_used")
-    else:
-        raise UserError(f"{path} holds no checkpoint: expected a .npy of images, or a run directory "
-                        f"with checkpoints/ (jax_gan) or {TORCH_CHECKPOINT} (torch_reference)")
-    z = latent_points(seed, num, config.latent_dim)
-    images = as_eval_range(np.asarray(generate(state.params_g, jnp.asarray(z), config)),
-                           config.tutorial_normalization)
-    return Source(check_images(images, str(path)), f"{path} ({framework} run, step {step:,})",
-                  used or config.dataset, config.data_dir)
-
-
-def run_framework(path: Path) -> str | None:
-    """"jax" or "torch" for a run directory (or a checkpoint in one), None when neither.
-
-    Both trainers create `checkpoints/`, so an Orbax step inside it marks a
-    jax_gan run and a `checkpoint.pth` beside it a torch_reference run; where a
-    run holds both (a converted one), its config.json says which trained it.
-    """
-    if path.is_file():
-        return "torch" if path.suffix == ".pth" else None
-    if path.name == "checkpoints" or _orbax_steps(path):  # checkpoints/, or a run's best/.
-        return "jax"
-    folder = path / "checkpoints"
-    orbax = _orbax_steps(folder)
-    torch = (path / TORCH_CHECKPOINT).is_file()
-    if orbax and torch:
-        try:
-            saved = json.loads((path / "config.json").read_text()).get("framework")
-        except (OSError, ValueError, AttributeError):
-            saved = None
-        return "torch" if saved == "torch" else "jax"
-    if torch:
-        return "torch"
-    return "jax" if folder.is_dir() else None  # An empty checkpoints/: "no checkpoint in ...".
-
-
-def _orbax_steps(folder: Path) -> bool:
-    return folder.is_dir() and any(child.name.isdigit() and child.is_dir() for child in folder.iterdir())
+    g = load_generator(path)
+    z = latent_points(seed, num, g.config.latent_dim)
+    images = as_eval_range(np.asarray(generate(g.params, jnp.asarray(z), g.config)),
+                           g.config.tutorial_normalization)
+    return Source(check_images(images, str(path)), f"{path} ({g.framework} run, step {g.step:,})",
+                  g.meta.get("dataset_used") or g.config.dataset, g.config.data_dir)
 
 
 def read_input(path: Path, num: int, seed: int) -> Source:
@@ -258,6 +212,8 @@ def read_input(path: Path, num: int, seed: int) -> Source:
         return read_npy(path, num)
     if path.is_file() and path.suffix != ".pth":
         raise UserError(f"{path}: expected a .npy of images or a run directory")
+    if run_framework(path) is None:
+        raise UserError(f"{path} holds no checkpoint: expected a .npy of images, or {RUN_LAYOUT}")
     return run_samples(path, num, seed)
 
 

@@ -18,7 +18,8 @@ from gan_core.cli import add_debug_flag, add_scale_flag, check_out, main_guard
 from gan_core.errors import UserError
 from gan_core.images import write_images
 from gan_core.latent import interpolate, latent_points
-from jax_gan import backend, checkpoint
+from jax_gan import backend
+from jax_gan.generator_checkpoint import load_generator
 from jax_gan.train_step import generate
 
 
@@ -45,14 +46,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UserError(f"--steps must be in [2, 10000], got {args.steps}")
     out = check_out(args.out, args.steps, args.image_scale,
                     {"--seed": args.seed, "--from-seed": args.from_seed, "--to-seed": args.to_seed})
-    state, config, _ = checkpoint.load(args.checkpoint)
+    generator = load_generator(args.checkpoint)
+    config = generator.config
     z0, z1 = latent_points(args.seed, 2, config.latent_dim)
     if args.from_seed is not None:
         z0 = latent_points(args.from_seed, 1, config.latent_dim)[0]
     if args.to_seed is not None:
         z1 = latent_points(args.to_seed, 1, config.latent_dim)[0]
     path = interpolate(z0, z1, args.steps, slerp=args.slerp)
-    images = np.asarray(generate(state.params_g, jnp.asarray(path), config))
+    images = np.asarray(generate(generator.params, jnp.asarray(path), config))
     write_images(out, images, strip=True, scale=args.image_scale)
     kind = "spherical" if args.slerp else "linear"
     print(f"wrote a {args.steps}-step {kind} interpolation to {out}")

@@ -15,7 +15,8 @@ import jax.numpy as jnp
 from gan_core.cli import check_out, main_guard, sample_parser
 from gan_core.images import write_images
 from gan_core.latent import latent_points
-from jax_gan import backend, checkpoint
+from jax_gan import backend
+from jax_gan.generator_checkpoint import load_generator
 from jax_gan.train_step import generate
 
 
@@ -24,9 +25,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = sample_parser("python -m jax_gan.sample").parse_args(argv)
     backend.platform()
     out = check_out(args.out, args.num, args.image_scale, {"--seed": args.seed})
-    state, config, _ = checkpoint.load(args.checkpoint)
-    z = latent_points(args.seed, args.num, config.latent_dim)
-    write_images(out, generate(state.params_g, jnp.asarray(z), config), scale=args.image_scale)
+    generator = load_generator(args.checkpoint)
+    z = latent_points(args.seed, args.num, generator.config.latent_dim)
+    write_images(out, generate(generator.params, jnp.asarray(z), generator.config), scale=args.image_scale)
     print(f"wrote {args.num} images to {out}")
     return 0
 

@@ -6,12 +6,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 
 from gan_core import metrics
 from gan_core.config import Config
+from gan_core.errors import CheckpointError
 from jax_gan import classifier, evaluate
+from jax_gan.generator_checkpoint import load_generator, run_framework
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -309,6 +312,26 @@ def test_runs_of_both_frameworks_give_the_same_scores(data_dir, tmp_path, capsys
             assert results[1][key] == results[0][key], key
 
 
+def test_load_generator_reads_every_kind_of_checkpoint_alike(tmp_path):
+    from jax_gan import sample
+
+    jax_run, torch_run = _runs(tmp_path)
+    loaded = [load_generator(p) for p in (jax_run, jax_run / "checkpoints", torch_run,
+                                          torch_run / "checkpoint.pth")]
+    assert [g.framework for g in loaded] == ["jax_gan"] * 2 + ["torch_reference"] * 2
+    for g in loaded:
+        assert g.step == 0 and g.config.hidden_dim == 32 and g.meta["dataset_used"] == "mnist-sample"
+        for a, b in zip(jax.tree.leaves(loaded[0].params), jax.tree.leaves(g.params), strict=True):
+            np.testing.assert_array_equal(a, b)
+    assert sample.main(["--checkpoint", str(torch_run / "checkpoint.pth"), "--num", "3",
+                        "--out", str(tmp_path / "s.npy")]) == 0  # A .pth, as evaluate reads it.
+    assert np.load(tmp_path / "s.npy").shape == (3, 28, 28)
+    with pytest.raises(CheckpointError, match="holds no checkpoint: expected a run directory"):
+        load_generator(tmp_path)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_generator(tmp_path / "nowhere")
+
+
 def _bad_inputs(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
     def npy(name: str, array) -> str:
         np.save(tmp_path / name, array)
@@ -388,11 +411,11 @@ def test_tutorial_normalization_samples_are_mapped_onto_the_real_scale():
 def test_run_framework_tells_the_trainers_apart(tmp_path):
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)  # Both trainers create it.
-    assert evaluate.run_framework(run) == "jax"  # Empty: load() then says "no checkpoint".
+    assert run_framework(run) == "jax"  # Empty: load() then says "no checkpoint".
     (run / "checkpoint.pth").write_bytes(b"")
-    assert evaluate.run_framework(run) == "torch"
+    assert run_framework(run) == "torch"
     (run / "checkpoints" / "158").mkdir()
-    assert evaluate.run_framework(run) == "jax"  # Both: a converted run; config.json decides.
+    assert run_framework(run) == "jax"  # Both: a converted run; config.json decides.
     (run / "config.json").write_text(json.dumps({"framework": "torch"}))
-    assert evaluate.run_framework(run) == "torch"
-    assert evaluate.run_framework(tmp_path) is None
+    assert run_framework(run) == "torch"
+    assert run_framework(tmp_path) is None
