@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from tqdm import tqdm
@@ -25,6 +25,7 @@ from tqdm import tqdm
 from gan_core import cli, images, quality, rundir
 from gan_core.config import MAX_STEP, Config
 from gan_core.data import Dataset, load_dataset
+from gan_core.epoch import EpochResult
 from gan_core.errors import UserError
 from gan_core.latent import interpolate, latent_points
 
@@ -32,16 +33,6 @@ EXIT_NONFINITE = 3
 NUM_SAMPLES = 25  # The tutorial's 5x5 grid.
 EVAL_SEED_OFFSET = 2  # Quality z: seed + 2 (seed and seed + 1 draw the grids' and interpolation's z).
 EVAL_BATCH = 10_000  # Samples generated per call while scoring.
-
-
-class EpochResult(NamedTuple):
-    """What one call of a framework's `train_epoch` gives back."""
-
-    state: Any  # The state after the steps.
-    metrics: Mapping[str, Any]  # name -> one value per step.
-    samples: Any  # G(fixed_z) at each step due a grid, before its update: (slots, 25, ...).
-    num_samples: Any  # How many of the sample slots are filled.
-    params_finite: Any  # Whether every weight of G and D is still finite after the last step.
 
 
 class Trainer(Protocol):

@@ -56,7 +56,15 @@ from gan_core.data import load_dataset
 from gan_core.errors import UserError
 from jax_gan import backend
 from jax_gan.checkpoint import Checkpointer
-from jax_gan.train_step import TrainState, create_train_state, generate, train_epoch
+from jax_gan.train_step import (
+    TrainState,
+    all_finite,
+    create_train_state,
+    generate,
+    make_optimizer,
+    train_epoch,
+    train_step,
+)
 
 AXIS = "members"
 SWEPT = ("seed", "lr", "b1")  # The config fields a sweep lists; the rest are shared.
@@ -132,6 +140,22 @@ def _list(kind: type):
 
 # --- the population on the devices ---------------------------------------------------------------
 
+@flax.struct.dataclass
+class MemberState(TrainState):
+    """A member's `TrainState`, with what only a population needs."""
+
+    alive: jax.Array  # bool: false once a step went non-finite; the state stays at the last good one.
+    hyper: dict  # The swept Adam hyperparameters (float32), traced: one program for every value.
+
+
+def guarded_step(state: MemberState, real: jax.Array, config: Config) -> tuple[MemberState, dict]:
+    """`train_step` with the member's own Adam; a step that goes non-finite is not applied."""
+    new, metrics = train_step(state, real, config, tx=make_optimizer(config, **state.hyper))
+    ok = state.alive & jnp.isfinite(metrics["loss_g"]) & jnp.isfinite(metrics["loss_d"]) & all_finite(new)
+    new = jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, state)
+    return new.replace(alive=ok), {**metrics, "alive": ok}
+
+
 class Population(NamedTuple):
     state: TrainState  # Every leaf has a leading member axis, sharded over the mesh.
     alive: jax.Array  # bool[members]: false once a member diverged (and for padding).
@@ -169,20 +193,20 @@ def initial_population(members: list[Member], slots: int, sharding: NamedShardin
 def population_epoch(population: Population, images: jax.Array, config: Config, start: int,
                      stop: int) -> tuple[Population, dict, jax.Array, jax.Array]:
     """One compiled epoch for every member: `train_epoch` vmapped over the member axis."""
-    state, metrics, samples, count, _ = vmapped_epoch(
-        population.state, population.alive, population.hyper, population.fixed_z, images,
-        config=config, start=start, stop=stop)
-    return population._replace(state=state, alive=metrics["alive"][:, -1]), metrics, samples, count
+    member = MemberState(**vars(population.state), alive=population.alive, hyper=population.hyper)
+    member, metrics, samples, count, _ = vmapped_epoch(member, population.fixed_z, images,
+                                                       config=config, start=start, stop=stop)
+    state = TrainState(**{f: getattr(member, f) for f in vars(population.state)})
+    return population._replace(state=state, alive=member.alive), metrics, samples, count
 
 
 @functools.partial(jax.jit, static_argnames=("config", "start", "stop"), donate_argnames=("state",))
-def vmapped_epoch(state: TrainState, alive: jax.Array, hyper: dict, fixed_z: jax.Array, images: jax.Array,
-                  config: Config, start: int, stop: int):
-    def one(state, alive, hyper, fixed_z):
-        return train_epoch(state, images, fixed_z, config=config, start=start, stop=stop, hyper=hyper,
-                           alive=alive)
+def vmapped_epoch(state: MemberState, fixed_z: jax.Array, images: jax.Array, config: Config, start: int,
+                  stop: int):
+    def one(state, fixed_z):
+        return train_epoch(state, images, fixed_z, config=config, start=start, stop=stop, step=guarded_step)
 
-    return jax.vmap(one)(state, alive, hyper, fixed_z)
+    return jax.vmap(one)(state, fixed_z)
 
 
 def local_rows(array: jax.Array) -> dict[int, np.ndarray]:

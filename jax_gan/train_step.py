@@ -8,6 +8,7 @@ touches the device to log and to save.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any
 
 import flax
@@ -16,7 +17,7 @@ import jax.numpy as jnp
 import optax
 
 from gan_core.config import Config
-from gan_core.driver import EpochResult
+from gan_core.epoch import EpochResult
 from jax_gan.models import init_params, make_models
 
 
@@ -66,45 +67,61 @@ def step_keys(state: TrainState) -> tuple[jax.Array, ...]:
     return tuple(jax.random.split(jax.random.fold_in(state.key, state.step), 4))
 
 
+def generator_loss(generator: Callable, discriminator: Callable, z: jax.Array) -> tuple[jax.Array, tuple]:
+    """G's loss: D should call G(z) real. Returns (loss, fake)."""
+    fake = generator(z)
+    return bce_with_logits(discriminator(fake), 1.0), fake
+
+
+def discriminator_loss(discriminator: Callable, real: jax.Array,
+                       fake: jax.Array) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
+    """D's loss: real called real and fake called fake, averaged. Returns (loss, (real, fake) logits).
+
+    One D pass over [real; fake]: per-example layers make it two passes' worth.
+    """
+    n = real.shape[0]
+    logits = discriminator(jnp.concatenate([real, fake]))
+    real_logits, fake_logits = logits[:n], logits[n:]
+    return (bce_with_logits(real_logits, 1.0) + bce_with_logits(fake_logits, 0.0)) / 2, (real_logits,
+                                                                                          fake_logits)
+
+
 def train_step(state: TrainState, real: jax.Array, config: Config, z: jax.Array | None = None,
-               dropout: bool = True, hyper: dict | None = None) -> tuple[TrainState, dict]:
+               dropout: bool = True, tx: optax.GradientTransformation | None = None
+               ) -> tuple[TrainState, dict]:
     """One G update then one D update on `real` (N, H, W[, 1]); returns (state, metrics).
 
     Pure: compile it where it is called, with `config` and `dropout` static
     (`jax.jit(train_step, static_argnames=("config", "dropout"))`). `z`
     overrides the latent batch and `dropout=False` turns dropout off; the
-    parity tests use both to compare with the reference step by step.
+    parity tests use both to compare with the reference step by step. `tx`
+    replaces the config's optimizer (a sweep's per-member Adam).
     """
     g, d = make_models(config)
-    tx = make_optimizer(config, **(hyper or {}))
+    tx = make_optimizer(config) if tx is None else tx
     n = real.shape[0]
     real = real.reshape(n, config.image_size, config.image_size, 1)
     z_key, g_drop, d_drop_g, d_drop_d = step_keys(state)
     if z is None:
         z = jax.random.normal(z_key, (n, config.latent_dim), real.dtype)
 
-    # G step: fool D (labels 1) with D's parameters held fixed.
-    def loss_g_fn(params_g):
-        fake = g.apply({"params": params_g}, z, train=dropout, rngs={"dropout": g_drop})
-        logits = d.apply({"params": state.params_d}, fake, train=dropout,
-                         rngs={"dropout": d_drop_g})
-        return bce_with_logits(logits, 1.0), fake
+    def generator(params_g):
+        return lambda z: g.apply({"params": params_g}, z, train=dropout, rngs={"dropout": g_drop})
 
-    (loss_g, fake), grads_g = jax.value_and_grad(loss_g_fn, has_aux=True)(state.params_g)
+    def discriminator(params_d, key):
+        return lambda x: d.apply({"params": params_d}, x, train=dropout, rngs={"dropout": key})
 
-    # D step: real vs the same fake batch, which carries no gradient to G. In the
-    # tutorial, D's step uses the fakes G made before its update, and G's step
-    # does not touch D, so both gradients come from the pre-step parameters and
-    # XLA is free to compute them side by side. One D pass over [real; fake].
-    def loss_d_fn(params_d):
-        both = jnp.concatenate([real, jax.lax.stop_gradient(fake)])
-        logits = d.apply({"params": params_d}, both, train=dropout, rngs={"dropout": d_drop_d})
-        real_logits, fake_logits = logits[:n], logits[n:]
-        loss = (bce_with_logits(real_logits, 1.0) + bce_with_logits(fake_logits, 0.0)) / 2
-        return loss, (real_logits, fake_logits)
+    # G step: D's parameters held fixed.
+    (loss_g, fake), grads_g = jax.value_and_grad(
+        lambda p: generator_loss(generator(p), discriminator(state.params_d, d_drop_g), z),
+        has_aux=True)(state.params_g)
 
+    # D step on the fakes G made before its update, carrying no gradient to G. G's
+    # step does not touch D, so both gradients come from the pre-step parameters
+    # and XLA is free to compute them side by side.
     (loss_d, (real_logits, fake_logits)), grads_d = jax.value_and_grad(
-        loss_d_fn, has_aux=True)(state.params_d)
+        lambda p: discriminator_loss(discriminator(p, d_drop_d), real, jax.lax.stop_gradient(fake)),
+        has_aux=True)(state.params_d)
 
     updates_g, opt_state_g = tx.update(grads_g, state.opt_state_g, state.params_g)
     updates_d, opt_state_d = tx.update(grads_d, state.opt_state_d, state.params_d)
@@ -143,10 +160,9 @@ def epoch_permutation(state: TrainState, epoch: jax.Array, num_examples: int) ->
     return jnp.argsort(jax.random.bits(perm_key, (num_examples,), jnp.uint32), stable=True)
 
 
-@functools.partial(jax.jit, static_argnames=("config", "start", "stop"), donate_argnames=("state",))
+@functools.partial(jax.jit, static_argnames=("config", "start", "stop", "step"), donate_argnames=("state",))
 def train_epoch(state: TrainState, images: jax.Array, fixed_z: jax.Array | None, config: Config,
-                start: int = 0, stop: int | None = None, hyper: dict | None = None,
-                alive: jax.Array | None = None) -> EpochResult:
+                start: int = 0, stop: int | None = None, step: Callable = train_step) -> EpochResult:
     """Steps `start..stop` of the epoch that `state.step` is in, as one program.
 
     The full batches run under `lax.scan`; the last, partial batch (kept, as the
@@ -156,10 +172,9 @@ def train_epoch(state: TrainState, images: jax.Array, fixed_z: jax.Array | None,
     without it, `samples` is empty. `params_finite` says whether both networks'
     weights are still finite at the end. `state` is donated: use the returned one.
 
-    For a sweep (`jax_gan.sweep` vmaps this over members): `hyper` overrides
-    Adam's `lr`/`b1`, and with `alive` given, a step whose losses or weights are
-    not finite is not applied: the state stays frozen at its last good step,
-    and `metrics["alive"]` says, step by step, whether the member still trains.
+    `step(state, real, config) -> (state, metrics)` is the update scanned over
+    the batches: `train_step`, or a sweep's guarded step over a state that
+    extends `TrainState`.
     """
     n, batch = images.shape[0], config.batch_size
     full, remainder = divmod(n, batch)
@@ -183,26 +198,18 @@ def train_epoch(state: TrainState, images: jax.Array, fixed_z: jax.Array | None,
 
         return jax.lax.cond(state.step % config.sample_every == 0, take, lambda g: g, grids)
 
-    def advance(state, alive, real):
-        new, metrics = train_step(state, real, config, hyper=hyper)
-        if alive is None:
-            return new, alive, metrics
-        ok = alive & jnp.isfinite(metrics["loss_g"]) & jnp.isfinite(metrics["loss_d"]) & all_finite(new)
-        new = jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, state)
-        return new, ok, {**metrics, "alive": ok}
-
     def body(carry, index):
-        state, alive, grids = carry
+        state, grids = carry
         grids = record(state, grids)
         batch_idx = jax.lax.dynamic_slice_in_dim(order, index * batch, batch)
-        state, alive, metrics = advance(state, alive, images[batch_idx])
-        return (state, alive, grids), metrics
+        state, metrics = step(state, images[batch_idx], config)
+        return (state, grids), metrics
 
     scan_stop = min(stop, full)
-    (state, alive, grids), metrics = jax.lax.scan(body, (state, alive, grids), jnp.arange(start, scan_stop))
+    (state, grids), metrics = jax.lax.scan(body, (state, grids), jnp.arange(start, scan_stop))
     if stop > full:  # The partial batch.
         grids = record(state, grids)
-        state, alive, last = advance(state, alive, images[order[full * batch:]])
+        state, last = step(state, images[order[full * batch:]], config)
         metrics = jax.tree.map(lambda a, b: jnp.concatenate([a, b[None]]), metrics, last)
     return EpochResult(state, metrics, *grids, all_finite(state))
 

@@ -112,7 +112,7 @@ class FakeTrainer:
         return state["step"]
 
     def train_epoch(self, state, start, stop):
-        from gan_core.driver import EpochResult
+        from gan_core.epoch import EpochResult
 
         n, first = stop - start, state["step"]
         metrics = {"loss_g": np.full(n, 0.7, np.float32), "loss_d": np.full(n, 0.7, np.float32)}

@@ -7,13 +7,13 @@ modules and optimizers, as PyTorch has it.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 from torch.nn import functional as F
 
 from gan_core.config import Config
-from gan_core.driver import EpochResult
+from gan_core.epoch import EpochResult
 from gan_core.errors import UserError
 from torch_reference.models import Discriminator, Generator, make_models
 
@@ -39,30 +39,42 @@ def create_train_state(config: Config, device: torch.device | str = "cpu",
     return TrainState(0, g, d, make_optimizer(g, config), make_optimizer(d, config))
 
 
+def generator_loss(generator: Callable, discriminator: Callable,
+                   z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """G's loss: D should call G(z) real. Returns (loss, fake)."""
+    fake = generator(z)
+    p_fake = discriminator(fake)
+    return F.binary_cross_entropy(p_fake, torch.ones_like(p_fake)), fake
+
+
+def discriminator_loss(discriminator: Callable, real: torch.Tensor,
+                       fake: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    """D's loss: real called real and fake called fake, averaged. Returns (loss, (real, fake) outputs)."""
+    p_real = discriminator(real)
+    p_fake = discriminator(fake)
+    loss = (F.binary_cross_entropy(p_real, torch.ones_like(p_real))
+            + F.binary_cross_entropy(p_fake, torch.zeros_like(p_fake))) / 2
+    return loss, (p_real, p_fake)
+
+
 def train_step(state: TrainState, real: torch.Tensor, config: Config, z: torch.Tensor | None = None,
                dropout: bool = True) -> tuple[TrainState, dict[str, torch.Tensor]]:
     """The tutorial's inner loop body; returns the state and detached metrics (no host sync)."""
     g, d = state.g, state.d
     g.train(dropout)
     d.train(dropout)
-    n = real.size(0)
     if z is None:
-        z = torch.randn(n, config.latent_dim, device=real.device, dtype=real.dtype)
-    ones = torch.ones(n, 1, device=real.device, dtype=real.dtype)
-    zeros = torch.zeros(n, 1, device=real.device, dtype=real.dtype)
+        z = torch.randn(real.size(0), config.latent_dim, device=real.device, dtype=real.dtype)
 
-    # G step: make D call the fakes real.
+    # G step.
     state.opt_g.zero_grad()
-    fake = g(z)
-    loss_g = F.binary_cross_entropy(d(fake), ones)
+    loss_g, fake = generator_loss(g, d, z)
     loss_g.backward()
     state.opt_g.step()
 
-    # D step: real vs the same fakes, detached so no gradient reaches G.
+    # D step on the same fakes, detached so no gradient reaches G.
     state.opt_d.zero_grad()
-    p_real = d(real)
-    p_fake = d(fake.detach())
-    loss_d = (F.binary_cross_entropy(p_real, ones) + F.binary_cross_entropy(p_fake, zeros)) / 2
+    loss_d, (p_real, p_fake) = discriminator_loss(d, real, fake.detach())
     loss_d.backward()
     state.opt_d.step()
     state.step += 1
