@@ -1,7 +1,7 @@
 """Sample quality while a run trains (`--eval-every`): a scoring worker beside the trainer.
 
 Both trainers are scored the same way, by the same program: `python -m
-jax_gan.evaluate --serve`, started once per run in a process of its own. It
+jax_gan.quality.serve`, started once per run in a process of its own. It
 loads (or, the first time, trains) the feature classifier and embeds the
 held-out digits once, then scores one set of samples per request. A process
 of its own keeps the frameworks apart: the PyTorch reference imports no JAX,
@@ -29,7 +29,7 @@ import numpy as np
 
 from gan_core.errors import UserError
 
-WORKER = ("-m", "jax_gan.evaluate", "--serve")
+WORKER = ("-m", "jax_gan.quality.serve")
 # The metrics scored during training: jax_gan.evaluate's, less the Parzen window (its
 # pixel-space distances cost more than the rest together) and the constant descriptions.
 KEYS = ("fid", "precision", "recall", "density", "coverage", "class_entropy", "classes_covered",
@@ -49,7 +49,7 @@ def as_eval_range(images: np.ndarray, tutorial_normalization: bool) -> np.ndarra
 
 
 class QualityWorker:
-    """A running `jax_gan.evaluate --serve` for one dataset; `score(images)` -> metrics.
+    """A running `jax_gan.quality.serve` for one dataset; `score(images)` -> metrics.
 
     Starting it checks the whole path (data, classifier cache) before a run
     writes anything: a problem is a `UserError` with the worker's own message.

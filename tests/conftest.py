@@ -1,6 +1,6 @@
 import pytest
 
-from jax_gan import classifier
+from jax_gan.quality import classifier
 
 
 @pytest.fixture(scope="session")

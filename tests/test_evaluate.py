@@ -13,8 +13,13 @@ import pytest
 from gan_core import metrics
 from gan_core.config import Config
 from gan_core.errors import CheckpointError
-from jax_gan import classifier, evaluate
+from gan_core.quality import as_eval_range
+from jax_gan import evaluate
 from jax_gan.generator_checkpoint import load_generator, run_framework
+from jax_gan.quality import classifier
+from jax_gan.quality.calibration import calibration_sets
+from jax_gan.quality.inputs import run_samples
+from jax_gan.quality.scores import KEYS, METRIC_KEYS, evaluate_images
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -225,11 +230,11 @@ def test_mnist_sample_holds_out_a_fifth_by_class():
 
 @pytest.mark.slow
 def test_scores_rank_real_over_degraded_over_collapsed_over_noise(data_dir):
-    sets = evaluate.calibration_sets("mnist-sample", data_dir)
+    sets = calibration_sets("mnist-sample", data_dir)
     rng = np.random.default_rng(0)
     real = sets["real"][:2000]  # In random order: all ten classes.
     degraded = np.clip(real + rng.normal(0, 0.5, real.shape), -1, 1).astype(np.float32)
-    scores = {name: evaluate.evaluate_images(images, "mnist-sample", data_dir, parzen=False)
+    scores = {name: evaluate_images(images, "mnist-sample", data_dir, parzen=False)
               for name, images in [("real", real), ("degraded", degraded),
                                    ("collapsed", sets["collapsed"]), ("noise", sets["noise"])]}
     fids = [scores[n]["fid"] for n in ("real", "degraded", "collapsed", "noise")]
@@ -243,11 +248,11 @@ def test_scores_rank_real_over_degraded_over_collapsed_over_noise(data_dir):
 
 @pytest.mark.slow
 def test_evaluate_images_keys_and_types(data_dir):
-    images = evaluate.calibration_sets("mnist-sample", data_dir)["real"][:300]
-    scores = evaluate.evaluate_images(images[..., None], "mnist-sample", data_dir, num=200)  # NHWC too.
-    assert tuple(scores) == evaluate.KEYS
+    images = calibration_sets("mnist-sample", data_dir)["real"][:300]
+    scores = evaluate_images(images[..., None], "mnist-sample", data_dir, num=200)  # NHWC too.
+    assert tuple(scores) == KEYS
     assert scores["num_samples"] == 200 and isinstance(scores["classes_covered"], int)
-    assert all(isinstance(scores[k], float) for k in evaluate.METRIC_KEYS if k != "classes_covered")
+    assert all(isinstance(scores[k], float) for k in METRIC_KEYS if k != "classes_covered")
     assert scores["parzen_ll"] > 0 and scores["classifier_accuracy"] > 0.95
 
 
@@ -262,14 +267,14 @@ def _error(capsys) -> str:
 @pytest.mark.slow
 def test_command_writes_exactly_the_json_keys(data_dir, tmp_path, capsys):
     path = tmp_path / "real.npy"
-    np.save(path, evaluate.calibration_sets("mnist-sample", data_dir)["real"][:400])
+    np.save(path, calibration_sets("mnist-sample", data_dir)["real"][:400])
     out = tmp_path / "scores.json"
     assert evaluate.main([str(path), "--dataset", "mnist-sample", "--data-dir", str(data_dir),
                           "--num", "300", "--json", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "300 samples" in printed and "fid" in printed and "class shares" in printed
     scores = json.loads(out.read_text())
-    assert list(scores) == list(evaluate.KEYS) and scores["num_samples"] == 300
+    assert list(scores) == list(KEYS) and scores["num_samples"] == 300
     assert scores["reference_split"].startswith("mnist-sample held-out 20%")
 
 
@@ -305,7 +310,7 @@ def test_runs_of_both_frameworks_give_the_same_scores(data_dir, tmp_path, capsys
     printed = capsys.readouterr().out
     assert "jax_gan run, step 0" in printed and "torch_reference run, step 0" in printed
     assert results[0]["reference_split"].startswith("mnist-sample")  # The run's dataset.
-    for key in evaluate.KEYS:
+    for key in KEYS:
         if isinstance(results[0][key], float):
             assert results[1][key] == pytest.approx(results[0][key], rel=1e-4, abs=1e-6), key
         else:
@@ -387,9 +392,9 @@ def test_a_trained_gan_ranks_between_real_digits_and_collapse(data_dir, tmp_path
     from jax_gan.train import train
 
     assert train(Config(dataset="mnist-sample", epochs=GAN_EPOCHS), tmp_path / "gan") == 0
-    gan = evaluate.run_samples(tmp_path / "gan", 5000, 0).images
-    sets = evaluate.calibration_sets("mnist-sample", data_dir)
-    scores = {name: evaluate.evaluate_images(images, "mnist-sample", data_dir, parzen=False)
+    gan = run_samples(tmp_path / "gan", 5000, 0).images
+    sets = calibration_sets("mnist-sample", data_dir)
+    scores = {name: evaluate_images(images, "mnist-sample", data_dir, parzen=False)
               for name, images in [("real", sets["real"]), ("gan", gan), ("collapsed", sets["collapsed"]),
                                    ("noise", sets["noise"])]}
     assert scores["real"]["fid"] < scores["gan"]["fid"] < scores["collapsed"]["fid"] < scores["noise"]["fid"]
@@ -404,8 +409,8 @@ GAN_EPOCHS = 60
 
 def test_tutorial_normalization_samples_are_mapped_onto_the_real_scale():
     images = np.array([-1.0, -0.2, 0.0, 0.5, 1.0], np.float32).reshape(1, 5)
-    np.testing.assert_array_equal(evaluate.as_eval_range(images, False), images)
-    np.testing.assert_allclose(evaluate.as_eval_range(images, True), [[-1, -1, -1, 0, 1]])
+    np.testing.assert_array_equal(as_eval_range(images, False), images)
+    np.testing.assert_allclose(as_eval_range(images, True), [[-1, -1, -1, 0, 1]])
 
 
 def test_run_framework_tells_the_trainers_apart(tmp_path):

@@ -13,6 +13,8 @@ from gan_core.config import Config
 from gan_core.errors import UserError
 from jax_gan import evaluate
 from jax_gan import train as jax_train
+from jax_gan.quality.calibration import calibration_sets
+from jax_gan.quality.scores import evaluate_images
 
 TRAINERS = ["jax_gan.train", "torch_reference.train"]
 
@@ -96,7 +98,7 @@ def test_eval_is_due_after_every_kth_epoch_and_at_the_end():
 def test_a_scorer_that_cannot_start_is_one_error(tmp_path):
     with pytest.raises(UserError, match="quality scorer .* exited with status 1"):
         quality.QualityWorker("mnist-sample", tmp_path, python="false")
-    with pytest.raises(UserError, match="quality scorer .* sent '-m jax_gan.evaluate.*not a JSON object"):
+    with pytest.raises(UserError, match="quality scorer .* sent '-m jax_gan.quality.serve .*not a JSON"):
         quality.QualityWorker("mnist-sample", tmp_path, python="echo")
     with pytest.raises(UserError, match="cannot start the quality scorer"):
         quality.QualityWorker("mnist-sample", tmp_path, python=str(tmp_path / "no-such-python"))
@@ -104,7 +106,7 @@ def test_a_scorer_that_cannot_start_is_one_error(tmp_path):
 
 @pytest.mark.slow
 def test_the_worker_scores_as_evaluate_does_and_reports_bad_input(data_dir):
-    images = evaluate.calibration_sets("mnist-sample", data_dir)["real"][:500]
+    images = calibration_sets("mnist-sample", data_dir)["real"][:500]
     with quality.QualityWorker("mnist-sample", data_dir, python=sys.executable) as worker:
         assert worker.info["classifier_accuracy"] > 0.9
         scores = worker.score(images, seed=3)
@@ -113,7 +115,7 @@ def test_the_worker_scores_as_evaluate_does_and_reports_bad_input(data_dir):
         again = worker.score(images, seed=3)  # Still serving after a bad request.
         worker.process.stdin.close()  # As when the trainer is killed: the worker cleans up itself.
         assert worker.process.wait(timeout=30) == 0 and not worker.folder.exists()
-    expected = evaluate.evaluate_images(images, "mnist-sample", data_dir, seed=3, parzen=False)
+    expected = evaluate_images(images, "mnist-sample", data_dir, seed=3, parzen=False)
     for key in quality.KEYS:
         assert scores[key] == pytest.approx(expected[key], rel=1e-6), key
         assert again[key] == scores[key]
@@ -154,7 +156,7 @@ def test_a_resume_beats_only_a_best_from_its_past_scored_on_as_many_samples(tmp_
 
 class _FailingScorer:
     def score(self, images, seed=0):
-        raise UserError("the quality scorer (python -m jax_gan.evaluate --serve) exited with status -9")
+        raise UserError("the quality scorer (python -m jax_gan.quality.serve) exited with status -9")
 
 
 def test_a_scorer_that_fails_mid_run_costs_no_checkpoint_and_training_goes_on(tmp_path, capsys):

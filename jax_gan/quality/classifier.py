@@ -1,4 +1,4 @@
-"""The feature network behind `jax_gan.evaluate`: a small MNIST classifier, trained once per dataset.
+"""The feature network behind the quality scores: a small MNIST classifier, trained once per dataset.
 
 Inception features are made for photos and need weights from the internet;
 for MNIST the accepted practice (TF-GAN's `mnist_frechet_distance`) is a
