@@ -1,23 +1,28 @@
-"""The training run both trainers share: `python -m jax_gan.train` and `python -m torch_reference.train`.
+"""The training loop, the one every run goes through: `python -m jax_gan.train`,
+`python -m torch_reference.train`, and each member of `python -m jax_gan.sweep`.
 
 A framework supplies a `Trainer`: how to start or restore its state, how to
-run steps `start..stop` of an epoch, how to draw images and how to save a
-checkpoint. Everything else about a run lives here, once: flags and config,
-data, the output directory, the progress bar, metrics lines, sample grids,
-the checkpoint schedule, the non-finite stop, signals and the final pictures.
+run steps `start..stop` of an epoch, how to draw images and how to save
+checkpoints. A trainer trains one or more runs at once (a sweep trains its
+members, those this process holds, as one program). Everything else about a
+run lives here, once, and holds for every run a trainer trains: flags and
+config, data, the output directories and their locks, the progress bar,
+metrics lines, sample grids, the checkpoint schedule, quality scores and the
+best checkpoint, the non-finite stop, signals and the final pictures.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import signal
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 from tqdm import tqdm
@@ -35,37 +40,75 @@ EVAL_SEED_OFFSET = 2  # Quality z: seed + 2 (seed and seed + 1 draw the grids' a
 EVAL_BATCH = 10_000  # Samples generated per call while scoring.
 
 
+class Run(NamedTuple):
+    """One run a trainer trains: its config and its own output directory."""
+
+    config: Config
+    out_dir: Path
+
+
+@dataclasses.dataclass
+class RunProgress:
+    """What the loop knows of one run as it trains."""
+
+    index: int  # The run's row in a trainer's EpochResult.
+    config: Config
+    out_dir: Path
+    log: rundir.MetricsLog | None = None
+    last_saved: int | None = None  # The step of its newest checkpoint.
+    best_fid: float = math.inf
+    diverged_at: int | None = None  # The first step that went non-finite (never applied or saved).
+    last: dict[str, float] = dataclasses.field(default_factory=dict)  # The last logged metrics.
+    scores: dict[str, Any] = dataclasses.field(default_factory=dict)  # The last quality scores.
+
+
 class Trainer(Protocol):
-    """One framework's side of a run; see jax_gan/train.py and torch_reference/train.py."""
+    """One framework's side of the runs it trains; see jax_gan/train.py, torch_reference/train.py
+    and jax_gan/sweep.py. Methods with a body here are what a trainer of one run needs of them."""
 
     framework: str  # "jax" or "torch": recorded in config.json and checkpoints.
     program: str  # The module users run, for help and the resume hint.
     description: str
+    population: bool = False  # Several runs at once: one diverging does not stop the others.
+
+    def device(self) -> str:
+        """Where it trains, in words, for the start line."""
 
     def check(self, config: Config, dataset: Dataset) -> None:
         """Refuse, before anything is written, what this framework cannot run."""
 
     def saved_meta(self, out_dir: Path) -> dict[str, Any] | None:
-        """The latest checkpoint's metadata (`config`, `dataset_used`, ...); None if it has none."""
+        """A run's checkpoint metadata to resume from (`config`, `dataset_used`, ...); None if none."""
 
-    def start(self, config: Config, train_images: np.ndarray, out_dir: Path, resume: bool) -> Any:
-        """The state to train from: restored from `out_dir` or fresh."""
+    def best_meta(self, out_dir: Path) -> dict[str, Any] | None:
+        """A run's best-FID checkpoint metadata (its `quality` scores among them); None if none."""
+
+    def prepare(self, resume: bool, overwrite: bool) -> None:
+        """Check and create what the trainer writes beside its runs; called after every check."""
+
+    def start(self, runs: Sequence[Run], dataset: Dataset, resume: bool) -> Any:
+        """The state to train from: restored from the runs' checkpoints or fresh."""
 
     def step_of(self, state: Any) -> int: ...
 
     def train_epoch(self, state: Any, start: int, stop: int) -> EpochResult:
-        """Steps `start..stop` of the current epoch; metrics and samples as NumPy arrays."""
+        """Steps `start..stop` of the current epoch, as NumPy, each field with a leading run axis."""
 
-    def generate(self, state: Any, z: np.ndarray) -> np.ndarray:
-        """G(z) with dropout off, as NumPy images."""
+    def agree(self, stop: bool, done: bool) -> tuple[bool, bool]:
+        """Whether any process asks to stop and whether every run is done (one process: as given)."""
+        return stop, done
 
-    def save(self, state: Any, meta: dict[str, Any]) -> None: ...
+    def generate(self, state: Any, z: np.ndarray, run: int) -> np.ndarray:
+        """G(z) of run `run` with dropout off, as NumPy images."""
 
-    def save_best(self, state: Any, meta: dict[str, Any]) -> None:
-        """Save `state` as the run's best-FID checkpoint (`--eval-every`), replacing the previous one."""
+    def save(self, state: Any, metas: Mapping[int, dict[str, Any]]) -> None:
+        """Checkpoint the runs named in `metas` (every one still training), with their metadata."""
 
-    def best_meta(self, out_dir: Path) -> dict[str, Any] | None:
-        """The best-FID checkpoint's metadata (its `quality` scores among them); None if it has none."""
+    def save_best(self, state: Any, meta: dict[str, Any], run: int) -> None:
+        """Save run `run` as its best-FID checkpoint (`--eval-every`), replacing the previous one."""
+
+    def finish(self, runs: Sequence[RunProgress], step: int, stopped: bool) -> None:
+        """After the last epoch, a stop or a divergence: what the trainer writes of all its runs."""
 
     def close(self) -> None: ...
 
@@ -98,32 +141,51 @@ def train(trainer: Trainer, config: Config, out_dir: str | Path, *, resume: bool
     `lock` is the run directory's lock when the caller holds it already.
     """
     out_dir = Path(out_dir)
+    return train_runs(trainer, [Run(config, out_dir)], out_dir, resume=resume, overwrite=overwrite,
+                      quiet=quiet, stop=stop, locks=[lock] if lock else None)
+
+
+def train_runs(trainer: Trainer, runs: Sequence[Run], home: Path, *, resume: bool = False,
+               overwrite: bool = False, quiet: bool = True, stop: GracefulStop | None = None,
+               locks: Sequence[rundir.RunLock | None] | None = None) -> int:
+    """Every run of `trainer`, each checked as a single run is; returns the exit status.
+
+    `home` is the folder a resume names (a single run's own, a sweep's).
+    Each run's directory is locked before a resume reads it (`locks`: those
+    the caller holds already).
+    """
     with contextlib.ExitStack() as cleanup:
         if stop is None:
             stop = cleanup.enter_context(GracefulStop())
-        if lock is None:
-            lock = cleanup.enter_context(rundir.claim(out_dir))
-        return _checked_run(trainer, config, out_dir, resume, overwrite, quiet, stop, lock)
+        if locks is None:
+            locks = [cleanup.enter_context(rundir.claim(run.out_dir)) for run in runs]
+        return _checked_run(trainer, list(runs), home, resume, overwrite, quiet, stop, list(locks))
 
 
-def _checked_run(trainer: Trainer, config: Config, out_dir: Path, resume: bool, overwrite: bool,
-                 quiet: bool, stop: GracefulStop, lock: rundir.RunLock | None) -> int:
-    config.validate()
-    saved = trainer.saved_meta(out_dir) if resume else {}
-    if resume and saved is None:  # Stopped before its first checkpoint: nothing to continue from.
-        print(f"note: {out_dir} has no checkpoint yet; starting it again from step 0", file=sys.stderr)
-        cli.check_resumable(Config.from_dict(rundir.read_config(out_dir)), config.to_dict())
-        saved, resume_state = {}, False
-    else:
-        resume_state = resume
-        if resume:
-            cli.check_resumable(Config.from_dict(saved["config"]), config.to_dict())
+def _checked_run(trainer: Trainer, runs: list[Run], home: Path, resume: bool, overwrite: bool,
+                 quiet: bool, stop: GracefulStop, locks: list[rundir.RunLock | None]) -> int:
+    for run in runs:
+        run.config.validate()
+    saved = [trainer.saved_meta(run.out_dir) for run in runs] if resume else [{} for _ in runs]
+    resume_state = resume
+    if resume and all(meta is None for meta in saved):  # Stopped before its first checkpoint.
+        print(f"note: {home} has no checkpoint yet; starting it again from step 0", file=sys.stderr)
+        for run in runs:
+            cli.check_resumable(Config.from_dict(rundir.read_config(run.out_dir)), run.config.to_dict())
+        saved, resume_state = [{} for _ in runs], False
+    elif resume:
+        for run, meta in zip(runs, saved, strict=True):
+            if meta is None:
+                raise UserError(f"--resume: {run.out_dir} has no checkpoint, unlike the other runs")
+            cli.check_resumable(Config.from_dict(meta["config"]), run.config.to_dict())
+    config = runs[0].config  # The runs share their data and schedule: only seeds and optimizers differ.
     dataset = load_dataset(config.dataset, config.data_dir,
                            tutorial_normalization=config.tutorial_normalization,
                            allow_download=config.download)
-    if saved.get("dataset_used") not in (None, dataset.name):
-        raise UserError(f"this run trained on {saved['dataset_used']} but {config.dataset} now loads "
-                        f"{dataset.name}; cannot resume on different data")
+    for meta in saved:
+        if meta.get("dataset_used") not in (None, dataset.name):
+            raise UserError(f"this run trained on {meta['dataset_used']} but {config.dataset} now loads "
+                            f"{dataset.name}; cannot resume on different data")
     if config.batch_size > len(dataset):
         raise UserError(f"--batch-size {config.batch_size} is larger than {dataset.name} "
                         f"({len(dataset)} images)")
@@ -138,111 +200,189 @@ def _checked_run(trainer: Trainer, config: Config, out_dir: Path, resume: bool, 
         if stop.requested:
             print("stopped before the run started; nothing was written", file=sys.stderr)
             return stop.exit_code
-        out_dir, lock = rundir.prepare_out_dir(out_dir, resume=resume, overwrite=overwrite, lock=lock)
+        trainer.prepare(resume, overwrite)
+        for i, run in enumerate(runs):
+            _, locks[i] = rundir.prepare_out_dir(run.out_dir, resume=resume, overwrite=overwrite,
+                                                 lock=locks[i])
+            workers.callback(locks[i].release)
+        meta = {"dataset_used": dataset.name, "framework": trainer.framework}
+        for run in runs:
+            home_meta = {"sweep": str(home)} if run.out_dir != home else {}
+            rundir.save_config(run.out_dir, run.config, {**meta, **home_meta})
+        state = trainer.start(runs, dataset, resume_state)
         try:
-            meta = {"dataset_used": dataset.name, "framework": trainer.framework}
-            rundir.save_config(out_dir, config, meta)
-            state = trainer.start(config, dataset.images, out_dir, resume_state)
-            try:
-                print(f"{trainer.program.split('.')[0]}: {dataset.name} ({len(dataset)} images from "
-                      f"{dataset.source}), {config.total_steps(len(dataset))} steps, device "
-                      f"{trainer.device()}", file=sys.stderr)
-                return run(trainer, state, config, out_dir, len(dataset), meta, stop, quiet, scorer)
-            finally:
-                trainer.close()
+            progress = [RunProgress(i, run.config, run.out_dir,
+                                    diverged_at=(saved[i] or {}).get("diverged_at_step"))
+                        for i, run in enumerate(runs)]
+            print(f"{trainer.program.split('.')[0]}: {dataset.name} ({len(dataset)} images from "
+                  f"{dataset.source}), {config.total_steps(len(dataset))} steps, device "
+                  f"{trainer.device()}", file=sys.stderr)
+            return train_loop(trainer, state, progress, home, len(dataset), meta, stop, quiet, scorer)
         finally:
-            lock.release()
+            trainer.close()
 
 
 # --- the loop ----------------------------------------------------------------------------------
 
-def run(trainer: Trainer, state: Any, config: Config, out_dir: Path, num_examples: int,
+def train_loop(trainer: Trainer, state: Any, runs: list[RunProgress], home: Path, num_examples: int,
         meta: dict[str, Any], stop: GracefulStop, quiet: bool,
         scorer: quality.QualityWorker | None = None) -> int:
     """From `state` to the configured number of steps, one epoch (or its rest) per call.
 
     With a `scorer` (`--eval-every`), quality is scored at the due epochs and
-    the best-FID state so far is kept as the `best` checkpoint.
+    each run's best-FID state so far is kept as its `best` checkpoint.
     """
+    config = runs[0].config
     per_epoch = config.steps_per_epoch(num_examples)
     total = config.total_steps(num_examples)
     step = trainer.step_of(state)
-    log = rundir.MetricsLog(out_dir / "metrics.jsonl", resume_step=step)
+    for r in runs:
+        r.log = rundir.MetricsLog(r.out_dir / "metrics.jsonl", resume_step=step)
+        r.last_saved = step if step else None
+        if scorer is not None and step:
+            r.best_fid = best_so_far(trainer, r.out_dir, step, r.config)
     last_saved = step if step else None
-    best_fid = best_so_far(trainer, out_dir, step, config) if scorer is not None and step else math.inf
     postfix: dict[str, str] = {}
 
     def save() -> None:
         nonlocal last_saved
-        trainer.save(state, {"config": config.to_dict(), **meta, "epoch": step // per_epoch})
+        live = {r.index: {"config": r.config.to_dict(), **meta, "epoch": step // per_epoch}
+                for r in runs if r.diverged_at is None}
+        trainer.save(state, live)
+        for r in runs:
+            if r.index in live:
+                r.last_saved = step
         last_saved = step
 
     def evaluate() -> None:
-        nonlocal best_fid, scorer
+        nonlocal scorer
         try:
-            scores = score_quality(trainer, state, config, scorer)
+            for r in runs:
+                if r.diverged_at is None:
+                    score_run(trainer, state, r, step, per_epoch, scorer, meta)
         except UserError as e:  # Scoring is an extra: the training it watches goes on.
             print(f"\nwarning: {e}; training goes on without quality scores", file=sys.stderr)
             scorer = None
             return
-        log.write([{"step": step - 1, "epoch": (step - 1) // per_epoch, **scores}])
-        postfix["fid"] = f"{scores['fid']:.1f}"
-        if scores["fid"] < best_fid:
-            best_fid = scores["fid"]
-            trainer.save_best(state, {"config": config.to_dict(), **meta, "epoch": step // per_epoch,
-                                      "step": step, "quality": scores})
+        fids = [r.scores["fid"] for r in runs if r.diverged_at is None and "fid" in r.scores]
+        if fids:
+            postfix["fid"] = f"{min(fids):.1f}"
 
     bar = tqdm(total=total, initial=step, unit="step", disable=quiet, dynamic_ncols=True)
-    while step < total and not stop.requested:
+    while True:
+        stopping, finished = trainer.agree(stop.requested, all(r.diverged_at is not None for r in runs))
+        if stopping or finished or step >= total:
+            break
         epoch, offset = divmod(step, per_epoch)
         end = min(per_epoch, total - epoch * per_epoch)
         result = trainer.train_epoch(state, offset, end)
-        bad = first_nonfinite(result.metrics)
-        what = f"non-finite loss at step {step + bad}" if bad is not None else ""
-        if bad is None and not result.params_finite:  # The last update broke the weights.
-            bad = end - offset
-            what = f"non-finite weights after step {step + bad - 1}"
-        if bad is not None:
-            bar.close()
-            good = {k: v[:bad] for k, v in result.metrics.items()}
-            log.write(metric_records(step, good, per_epoch, config.log_every, total - 1))
-            kept = (f"the last good checkpoint (step {last_saved}) is kept" if last_saved is not None
-                    else "no checkpoint had been saved")
-            print(f"error: {what}; stopped. {kept} in {out_dir}", file=sys.stderr)
-            return EXIT_NONFINITE
         state = result.state
         due = sample_steps(step, end - offset, config.sample_every)
-        for s, grid in zip(due, result.samples[: int(result.num_samples)], strict=True):
-            save_sample_grid(out_dir, s, grid, config.image_scale)
-        log.write(metric_records(step, result.metrics, per_epoch, config.log_every, total - 1))
+        for r in runs:
+            if r.diverged_at is None:
+                record_epoch(trainer, r, result, step, due, per_epoch, total)
         step += end - offset
         bar.update(end - offset)
-        bar.set_description(epochs_label(step - 1, per_epoch, config.epochs))
+        label = epochs_label(step - 1, per_epoch, config.epochs)
+        if trainer.population:
+            label = f"{sum(r.diverged_at is None for r in runs)}/{len(runs)} training, {label}"
+        bar.set_description(label)
         if checkpoint_due(step, per_epoch, total, config):
             save()  # Before scoring: a scorer that fails or is killed never costs a checkpoint.
         if scorer is not None and eval_due(step, per_epoch, total, config):
             evaluate()
-        bar.set_postfix(loss_g=f"{result.metrics['loss_g'][-1]:.4f}",
-                        loss_d=f"{result.metrics['loss_d'][-1]:.4f}", **postfix)
+        losses = [r.last for r in runs if r.diverged_at is None and r.last]
+        if losses:
+            bar.set_postfix(loss_g=f"{min(x['loss_g'] for x in losses):.4f}",
+                            loss_d=f"{min(x['loss_d'] for x in losses):.4f}", **postfix)
     bar.close()
-    if stop.requested:
-        if last_saved != step:
-            save()
-        print_resume_hint(step, trainer.program, out_dir)
+    if stopping and last_saved != step:
+        save()
+    if not stopping and not finished:
+        for r in runs:
+            if r.diverged_at is None:
+                finish_run(r.out_dir, lambda z, r=r: trainer.generate(state, z, r.index), r.config,
+                           trainer.program)
+    trainer.finish(runs, step, stopped=stopping)
+    if stopping:
+        print_resume_hint(step, trainer.program, home)
         return stop.exit_code
-    finish_run(out_dir, trainer, state, config)
-    print(f"done: {describe(rundir.read_metrics(out_dir / 'metrics.jsonl'))}; outputs in {out_dir}")
+    if finished:
+        if trainer.population:
+            print(f"error: every run stopped on non-finite values; see {home}", file=sys.stderr)
+        return EXIT_NONFINITE
+    if not trainer.population:
+        print(f"done: {describe(rundir.read_metrics(home / 'metrics.jsonl'))}; outputs in {home}")
     return 0
 
 
-def score_quality(trainer: Trainer, state: Any, config: Config,
+def record_epoch(trainer: Trainer, r: RunProgress, result: EpochResult, step: int, due: list[int],
+                 per_epoch: int, total: int) -> None:
+    """One run's row of an epoch: its metrics lines and sample grids, up to a non-finite step."""
+    metrics = {k: np.asarray(v[r.index]) for k, v in result.metrics.items()}
+    count = len(metrics["loss_g"])
+    bad, what = first_bad(metrics, bool(result.params_finite[r.index]), step)
+    good = count if bad is None else bad
+    kept = {k: v[:good] for k, v in metrics.items() if k != "alive"}
+    for s, grid in zip(due[: int(result.num_samples)], result.samples[r.index], strict=False):
+        if bad is None or s <= step + bad:  # Drawn before the bad step's update.
+            save_sample_grid(r.out_dir, s, grid, r.config.image_scale)
+    r.log.write(metric_records(step, kept, per_epoch, r.config.log_every, total - 1))
+    if good:
+        r.last = {k: float(v[-1]) for k, v in kept.items()}
+    if bad is None:
+        return
+    r.diverged_at = step + bad
+    r.scores = {}  # Its scores were of weights it no longer has.
+    where = (f"the last good checkpoint (step {r.last_saved}) is kept" if r.last_saved is not None
+             else "no checkpoint had been saved")
+    if trainer.population:
+        print(f"\nwarning: {r.out_dir.name}: {what}; it stops there, the others go on ({where})",
+              file=sys.stderr)
+    else:
+        print(f"\nerror: {what}; stopped. {where} in {r.out_dir}", file=sys.stderr)
+
+
+def first_bad(metrics: Mapping[str, np.ndarray], params_finite: bool, step: int) -> tuple[int | None, str]:
+    """The index of an epoch's first step that must not count, and why; (None, "") if none.
+
+    A step whose losses are not finite, a step a guarded trainer refused
+    (`alive` false), or, when only the weights at the end are not finite, the
+    end of the epoch.
+    """
+    losses_ok = np.isfinite(metrics["loss_g"]) & np.isfinite(metrics["loss_d"])
+    ok = losses_ok & metrics["alive"] if "alive" in metrics else losses_ok
+    if not ok.all():
+        k = int(np.argmax(~ok))
+        if not losses_ok[k]:
+            return k, f"non-finite loss at step {step + k}"
+        return k, f"non-finite weights after step {step + k}"
+    if not params_finite:
+        count = len(ok)
+        return count, f"non-finite weights after step {step + count - 1}"
+    return None, ""
+
+
+def score_run(trainer: Trainer, state: Any, r: RunProgress, step: int, per_epoch: int,
+              scorer: quality.QualityWorker, meta: dict[str, Any]) -> None:
+    """Score one run's samples into its metrics.jsonl; keep its best-FID state."""
+    scores = score_quality(lambda z: trainer.generate(state, z, r.index), r.config, scorer)
+    r.log.write([{"step": step - 1, "epoch": (step - 1) // per_epoch, **scores}])
+    r.scores = scores
+    if scores["fid"] < r.best_fid:
+        r.best_fid = scores["fid"]
+        trainer.save_best(state, {"config": r.config.to_dict(), **meta, "epoch": step // per_epoch,
+                                  "step": step, "quality": scores}, r.index)
+
+
+def score_quality(generate: Callable[[np.ndarray], np.ndarray], config: Config,
                   scorer: quality.QualityWorker) -> dict[str, Any]:
     """The quality metrics of `config.eval_num` samples, G(z) with dropout off, for the same z each
     time; `eval_seconds` is the whole cost, drawing the samples included."""
     start = time.perf_counter()
     z = latent_points(config.seed + EVAL_SEED_OFFSET, config.eval_num, config.latent_dim)
     images = quality.as_eval_range(np.concatenate([
-        trainer.generate(state, z[i:i + EVAL_BATCH]) for i in range(0, len(z), EVAL_BATCH)]),
+        generate(z[i:i + EVAL_BATCH]) for i in range(0, len(z), EVAL_BATCH)]),
         config.tutorial_normalization)
     scores = scorer.score(images.reshape(len(z), config.image_size, config.image_size), seed=config.seed)
     return {**scores, "num_samples": len(z), "eval_seconds": round(time.perf_counter() - start, 3)}
@@ -338,11 +478,6 @@ def metric_records(first: int, metrics: Mapping[str, Sequence[float]], steps_per
     return records
 
 
-def first_nonfinite(metrics: Mapping[str, Sequence[float]]) -> int | None:
-    bad = ~(np.isfinite(metrics["loss_g"]) & np.isfinite(metrics["loss_d"]))
-    return int(np.argmax(bad)) if bad.any() else None
-
-
 def describe(records: Sequence[dict[str, Any]]) -> str:
     losses, scores = rundir.loss_records(records), rundir.quality_records(records)
     if not losses:
@@ -384,16 +519,15 @@ def save_sample_grid(out_dir: Path, step: int, grid: np.ndarray, scale: int = 1)
     return path
 
 
-def finish_run(out_dir: Path, trainer: Trainer, state: Any, config: Config) -> None:
+def finish_run(out_dir: Path, generate: Callable[[np.ndarray], np.ndarray], config: Config,
+               program: str) -> None:
     """losses.png, samples.png, interpolation.png and progress.gif."""
     records = rundir.read_metrics(out_dir / "metrics.jsonl")
     if rundir.loss_records(records):
-        images.save_losses(out_dir / "losses.png", records, f"{trainer.program}: GAN losses")
+        images.save_losses(out_dir / "losses.png", records, f"{program}: GAN losses")
     scale = config.image_scale
-    images.save_grid(out_dir / "samples.png", trainer.generate(state, fixed_latents(config)),
-                     nrow=5, scale=scale)
-    images.save_strip(out_dir / "interpolation.png",
-                      trainer.generate(state, interpolation_latents(config)), scale=scale)
+    images.save_grid(out_dir / "samples.png", generate(fixed_latents(config)), nrow=5, scale=scale)
+    images.save_strip(out_dir / "interpolation.png", generate(interpolation_latents(config)), scale=scale)
     grid_side = 2 * (5 * (config.image_size + 2) + 2)  # A 5x5 grid with 2-pixel gaps, doubled.
     images.save_progress_gif(out_dir / "progress.gif", sorted((out_dir / "samples").glob("step_*.png")),
                              side=grid_side)

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from gan_core.rundir import atomic_write
 
@@ -75,6 +75,25 @@ def save_grid(path: str | os.PathLike, images: np.ndarray, nrow: int = 5, scale:
 def save_strip(path: str | os.PathLike, images: np.ndarray, scale: int = 1) -> None:
     """A row of images (the tutorial's latent interpolation figure), normalized together."""
     save_grid(path, images, nrow=len(images), scale=scale)
+
+
+def save_contact_sheet(path: str | os.PathLike, grids: Sequence[tuple[str, Path]], columns: int = 4) -> None:
+    """Several runs' final 5x5 grids side by side, each labelled with its run's name."""
+    tiles = [(name, Image.open(p).convert("L")) for name, p in grids if p.exists()]
+    if not tiles:
+        return
+    side = max(t.width for _, t in tiles)
+    label = 16
+    cols = min(columns, len(tiles))
+    rows = -(-len(tiles) // cols)
+    sheet = Image.new("L", (cols * side, rows * (side + label)), 255)
+    draw = ImageDraw.Draw(sheet)
+    for k, (name, tile) in enumerate(tiles):
+        r, c = divmod(k, cols)
+        top = r * (side + label)
+        sheet.paste(tile.resize((side, side), Image.Resampling.NEAREST), (c * side, top + label))
+        draw.text((c * side + 4, top + 2), name, fill=0)
+    save_png(path, sheet)
 
 
 def save_progress_gif(path: str | os.PathLike, frames: Sequence[str | os.PathLike], side: int,

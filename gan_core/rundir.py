@@ -27,7 +27,7 @@ MARKER = ".jax-gan-run"  # Written first: "this folder is a jax-gan run".
 LOCK = ".jax-gan.lock"
 # What a run writes in its output directory, besides MARKER and LOCK.
 RUN_FILES = ("metrics.jsonl", "checkpoint.pth", "best.pth", "losses.png", "interpolation.png", "samples.png",
-             "progress.gif", "config.json")
+             "progress.gif", "config.json", "sweep.json", "summary.json", "summary.md", "contact_sheet.png")
 BEST = "best"  # jax_gan's best-FID checkpoint folder (--eval-every); the reference writes best.pth.
 SAMPLE_NAME = re.compile(r"step_\d{7}\.png")
 CHECKPOINT_NAME = re.compile(r"\d+(\.orbax-checkpoint-tmp.*)?")
@@ -59,8 +59,8 @@ class RunLock:
     holder writes its PID into the file, so a refused start can say who holds it.
     """
 
-    def __init__(self, out_dir: Path):
-        self.path = out_dir / LOCK
+    def __init__(self, out_dir: Path, name: str = LOCK):
+        self.path = out_dir / name
         self.fd: int | None = None
 
     def acquire(self) -> RunLock:
@@ -84,16 +84,17 @@ class RunLock:
 
 
 @contextmanager
-def claim(out_dir: Path) -> Iterator[RunLock | None]:
+def claim(out_dir: Path, name: str = LOCK) -> Iterator[RunLock | None]:
     """Hold the lock of an existing run directory (None when there is none yet).
 
     Taken before a resume reads the checkpoints, so a second process is refused
-    before it reads, truncates or deletes anything.
+    before it reads, truncates or deletes anything. `name` is another lock file
+    in it (a sweep's other processes each lock their own).
     """
     if not checked(out_dir.is_dir, out_dir):
         yield None
         return
-    lock = RunLock(out_dir).acquire()
+    lock = RunLock(out_dir, name).acquire()
     try:
         yield lock
     finally:

@@ -10,10 +10,12 @@ damaged checkpoint is reported, never silently loaded.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import shutil
 import sys
+import unittest.mock
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ import flax.traverse_util
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+from orbax.checkpoint._src.multihost import multihost as orbax_multihost
 
 from gan_core import rundir
 from gan_core.config import Config
@@ -51,9 +54,36 @@ def checkpoint_dir(path: str | Path) -> Path:
     return path / "checkpoints" if (path / "checkpoints").is_dir() else path
 
 
+@contextlib.contextmanager
+def as_sole_process() -> Iterator[None]:
+    """Let this process write a checkpoint of its own inside a multi-process program.
+
+    Orbax writes NumPy arrays from process 0 only (its `NumpyHandler`), so a
+    sweep's other processes would save their members' checkpoints without
+    their arrays. Within this block Orbax sees the process as process 0;
+    each `Checkpointer` also limits its barriers to itself, so no other
+    process is waited for.
+    """
+    if jax.process_count() == 1 or jax.process_index() == 0:
+        yield
+        return
+    with (unittest.mock.patch.object(orbax_multihost, "process_index", lambda: 0),
+          unittest.mock.patch.object(jax, "process_index", lambda: 0)):
+        yield
+
+
+def _sole(method):
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        with as_sole_process():
+            return method(*args, **kwargs)
+    return wrapper
+
+
 class Checkpointer:
     """One run's checkpoints, written and read by this process alone (also in a multi-process sweep)."""
 
+    @_sole
     def __init__(self, directory: str | Path, keep: int = 3, create: bool = True):
         self.directory = Path(directory).absolute()
         if not create and not self.directory.is_dir():
@@ -77,9 +107,11 @@ class Checkpointer:
         except Exception as e:  # noqa: BLE001 - Orbax raises many types here.
             raise CheckpointError(f"cannot open checkpoints in {directory}: {e}") from e
 
+    @_sole
     def latest_step(self) -> int | None:
         return self.manager.latest_step()
 
+    @_sole
     def save(self, state: TrainState, meta: dict[str, Any]) -> int:
         """Save `state` as its step; on failure (a full disk) nothing half-written is left.
 
@@ -110,6 +142,7 @@ class Checkpointer:
                                   f"{first_line(e)}; earlier checkpoints are kept") from e
         return step
 
+    @_sole
     def restore_meta(self, step: int | None = None) -> dict[str, Any]:
         """The metadata saved with `step` (default: the latest): config, dataset, epoch."""
         step = self._step(step)
@@ -125,6 +158,7 @@ class Checkpointer:
             raise self._corrupt(step, e) from e
         return meta
 
+    @_sole
     def restore(self, step: int | None = None) -> tuple[TrainState, dict[str, Any]]:
         """The state and metadata of `step` (default: the latest), verified."""
         step = self._step(step)
@@ -180,6 +214,7 @@ class Checkpointer:
         return CheckpointError(f"checkpoint {self.directory / str(step)} is corrupt or incompatible: "
                                f"{first_line(error)}")
 
+    @_sole
     def close(self) -> None:
         self.manager.close()
 

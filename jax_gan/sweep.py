@@ -7,35 +7,35 @@ vmapped over a leading member axis of the train state, that axis sharded
 over every device of every process (`jax.make_mesh`, `NamedSharding`). Each
 member draws its data order, z and dropout masks exactly as the single run
 with its seed does. A member whose loss or weights go non-finite is frozen
-inside the program and reported as diverged; the others go on.
+inside the program at its last good step and reported as diverged; the
+others go on.
+
+Each member is a run of `gan_core.driver`'s loop, the one `jax_gan.train`
+runs: its folder is checked and locked before anything is written, and gets
+its metrics.jsonl, sample grids, checkpoints on the same schedule (which
+`jax_gan.sample`, `interpolate`, `evaluate` and `convert` accept), quality
+lines and a `best` checkpoint with `--eval-every`, and its final pictures.
 
 Across machines, start one process per machine with `--coordinator-address
 HOST:PORT --num-processes N --process-id I` (or let `jax.distributed`
-detect a cluster such as SLURM); each process writes the run directories of
-the members it holds, and the sweep's own checkpoint is Orbax's multi-process
-save of the sharded population.
+detect a cluster such as SLURM); each process trains, writes and locks the
+members it holds, and the sweep's own checkpoint (for `--resume`) is Orbax's
+multi-process save of the sharded population.
 
-Outputs in `--out-dir`: one ordinary run directory per member (config.json,
-metrics.jsonl, sample grids, a checkpoint `jax_gan.sample`/`interpolate`/
-`convert` accept, written at the end or on a stop), `summary.json`,
-`summary.md`, `contact_sheet.png`, and `checkpoints/` for `--resume`.
-
-`--eval-every K` scores every member's samples as `jax_gan.train` does
-(each process scores the members it holds) into its metrics.jsonl, and the
-last scores go into the summary; a sweep keeps no per-member `best`
-checkpoint.
+Outputs in `--out-dir`: one run directory per member, `sweep.json` (the
+plan), `summary.json`, `summary.md`, `contact_sheet.png`, and
+`checkpoints/` for `--resume`.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import functools
 import itertools
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -47,15 +47,15 @@ import orbax.checkpoint as ocp
 from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
-from PIL import Image, ImageDraw
-from tqdm import tqdm
 
 from gan_core import cli, driver, images, quality, rundir
 from gan_core.config import Config
-from gan_core.data import load_dataset
-from gan_core.errors import UserError
+from gan_core.data import Dataset
+from gan_core.epoch import EpochResult
+from gan_core.errors import UserError, first_line
 from jax_gan import backend
 from jax_gan.checkpoint import Checkpointer
+from jax_gan.train import read_best_meta
 from jax_gan.train_step import (
     TrainState,
     all_finite,
@@ -68,6 +68,7 @@ from jax_gan.train_step import (
 
 AXIS = "members"
 SWEPT = ("seed", "lr", "b1")  # The config fields a sweep lists; the rest are shared.
+LISTS = {"seed": "seeds", "lr": "lr", "b1": "b1"}  # Their keys in sweep.json.
 
 
 class Member(NamedTuple):
@@ -100,11 +101,11 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m jax_gan.sweep", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     members = p.add_argument_group("members (every combination of these lists)")
-    members.add_argument("--seeds", dest="seed_list", type=_list(int), default=[0], metavar="S,S,...",
+    members.add_argument("--seeds", dest="seed_list", type=_list(int), metavar="S,S,...",
                          help="random seeds (default: 0)")
-    members.add_argument("--lr", dest="lr_list", type=_list(float), default=[Config.lr], metavar="X,X,...",
+    members.add_argument("--lr", dest="lr_list", type=_list(float), metavar="X,X,...",
                          help=f"Adam learning rates (default: {Config.lr})")
-    members.add_argument("--b1", dest="b1_list", type=_list(float), default=[Config.b1], metavar="X,X,...",
+    members.add_argument("--b1", dest="b1_list", type=_list(float), metavar="X,X,...",
                          help=f"Adam b1s (default: {Config.b1})")
     cli.add_config_flags(p, "jax", exclude=SWEPT)
     run = p.add_argument_group("run")
@@ -138,6 +139,30 @@ def _list(kind: type):
     return parse
 
 
+def given_lists(args: argparse.Namespace) -> dict[str, list]:
+    """The lists named on the command line, by config field."""
+    given = {"seed": args.seed_list, "lr": args.lr_list, "b1": args.b1_list}
+    return {k: v for k, v in given.items() if v is not None}
+
+
+def resolve_plan(args: argparse.Namespace, saved: dict[str, Any] | None) -> tuple[Config, dict[str, list]]:
+    """The shared config and the lists: from the flags, or a resumed sweep's with its lists kept."""
+    overrides, given = cli.given_overrides(args), given_lists(args)
+    if saved is None:
+        base = cli.resolve_config(overrides)
+        lists = {k: given.get(k, [getattr(base, k)]) for k in SWEPT}
+        return base, lists
+    lists = {k: saved[LISTS[k]] for k in SWEPT}
+    changed = [k for k, v in given.items() if v != lists[k]]
+    if changed:
+        raise UserError(f"cannot change {', '.join(cli.flag_name(k) for k in changed)} when resuming a "
+                        f"sweep (it has {', '.join(f'{k}={lists[k]}' for k in changed)}); start a new "
+                        "sweep in another --out-dir instead")
+    base = Config.from_dict(saved["base"])
+    cli.check_resumable(base, overrides)
+    return dataclasses.replace(base, **overrides), lists
+
+
 # --- the population on the devices ---------------------------------------------------------------
 
 @flax.struct.dataclass
@@ -157,22 +182,29 @@ def guarded_step(state: MemberState, real: jax.Array, config: Config) -> tuple[M
 
 
 class Population(NamedTuple):
-    state: TrainState  # Every leaf has a leading member axis, sharded over the mesh.
-    alive: jax.Array  # bool[members]: false once a member diverged (and for padding).
-    hyper: dict  # The swept Adam hyperparameters, float32[members].
+    state: MemberState  # Every leaf has a leading member axis, sharded over the mesh.
     fixed_z: jax.Array  # float32[members, 25, latent]: each member's sample-grid z.
 
 
-def mesh_sharding() -> tuple[jax.sharding.Mesh, NamedSharding, NamedSharding]:
+def mesh_sharding() -> tuple[NamedSharding, NamedSharding]:
+    """The member axis over every device, and a replicated layout for the data."""
     # Auto axes: XLA propagates the member sharding through the vmapped epoch by itself
     # (explicit axes would put it in every array's type, which lax.cond inside vmap rejects).
     mesh = jax.make_mesh((jax.device_count(),), (AXIS,), axis_types=(jax.sharding.AxisType.Auto,))
-    return mesh, NamedSharding(mesh, P(AXIS)), NamedSharding(mesh, P())
+    return NamedSharding(mesh, P(AXIS)), NamedSharding(mesh, P())
 
 
 def global_array(host: np.ndarray, sharding: NamedSharding) -> jax.Array:
     """A sharded array from the same host array in every process (each keeps its slices)."""
     return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+
+def local_members(sharding: NamedSharding, slots: int, count: int) -> list[int]:
+    """The members whose rows this process holds (padding excluded), in order."""
+    rows = set()
+    for index in sharding.addressable_devices_indices_map((slots,)).values():
+        rows.update(range(*index[0].indices(slots)))
+    return sorted(i for i in rows if i < count)
 
 
 def initial_population(members: list[Member], slots: int, sharding: NamedSharding,
@@ -182,27 +214,18 @@ def initial_population(members: list[Member], slots: int, sharding: NamedShardin
     base = members[0].config
     seeds = jnp.asarray([m.config.seed for m in padded], jnp.uint32)
     host = jax.device_get(jax.vmap(lambda s: create_train_state(base, seed=s))(seeds))
-    return Population(
-        state=jax.tree.map(lambda x: global_array(np.asarray(x), sharding), host),
-        alive=global_array(np.arange(slots) < len(members), sharding),
-        hyper={k: global_array(np.asarray([getattr(m.config, k) for m in padded], np.float32), sharding)
-               for k in swept},
-        fixed_z=global_array(np.stack([driver.fixed_latents(m.config) for m in padded]), sharding))
-
-
-def population_epoch(population: Population, images: jax.Array, config: Config, start: int,
-                     stop: int) -> tuple[Population, dict, jax.Array, jax.Array]:
-    """One compiled epoch for every member: `train_epoch` vmapped over the member axis."""
-    member = MemberState(**vars(population.state), alive=population.alive, hyper=population.hyper)
-    member, metrics, samples, count, _ = vmapped_epoch(member, population.fixed_z, images,
-                                                       config=config, start=start, stop=stop)
-    state = TrainState(**{f: getattr(member, f) for f in vars(population.state)})
-    return population._replace(state=state, alive=member.alive), metrics, samples, count
+    state = MemberState(**vars(host), alive=np.arange(slots) < len(members),
+                        hyper={k: np.asarray([getattr(m.config, k) for m in padded], np.float32)
+                               for k in swept})
+    return Population(state=jax.tree.map(lambda x: global_array(np.asarray(x), sharding), state),
+                      fixed_z=global_array(np.stack([driver.fixed_latents(m.config) for m in padded]),
+                                           sharding))
 
 
 @functools.partial(jax.jit, static_argnames=("config", "start", "stop"), donate_argnames=("state",))
-def vmapped_epoch(state: MemberState, fixed_z: jax.Array, images: jax.Array, config: Config, start: int,
-                  stop: int):
+def population_epoch(state: MemberState, fixed_z: jax.Array, images: jax.Array, config: Config, start: int,
+                     stop: int) -> EpochResult:
+    """One compiled epoch for every member: `train_epoch` with the guarded step, vmapped."""
     def one(state, fixed_z):
         return train_epoch(state, images, fixed_z, config=config, start=start, stop=stop, step=guarded_step)
 
@@ -220,295 +243,242 @@ def local_rows(array: jax.Array) -> dict[int, np.ndarray]:
     return rows
 
 
-def member_state(state: TrainState, index: int, rows: dict) -> TrainState:
-    """One member's TrainState, from `local_rows` of every leaf."""
-    leaves, treedef = jax.tree.flatten(state)
-    return jax.tree.unflatten(treedef, [rows[id(leaf)][index] for leaf in leaves])
+def local_states(state: MemberState) -> dict[int, TrainState]:
+    """Each member's plain `TrainState` (host arrays) that this process holds, as its own run's
+    checkpoint holds it; one pass over the population."""
+    fields = {f.name: getattr(state, f.name) for f in dataclasses.fields(TrainState)}
+    leaves, treedef = jax.tree.flatten(TrainState(**fields))
+    rows = [local_rows(leaf) for leaf in leaves]
+    return {i: jax.tree.unflatten(treedef, [r[i] for r in rows]) for i in rows[0]}
 
 
-def local_state_rows(state: TrainState) -> dict:
-    return {id(leaf): local_rows(leaf) for leaf in jax.tree.leaves(state)}
+# --- the population as the driver's trainer -------------------------------------------------------
 
+class PopulationTrainer(driver.Trainer):
+    """The members this process holds, trained by `gan_core.driver` as its runs."""
 
-# --- the run -------------------------------------------------------------------------------------
+    framework = "jax"
+    program = "jax_gan.sweep"
+    description = "Train many GANs as one program."
+    population = True
 
-def main_body(argv: Sequence[str] | None) -> int:
-    with driver.GracefulStop() as stop:
-        args = parser().parse_args(argv)
-        distributed(args)
+    def __init__(self, members: list[Member], lists: dict[str, list], root: Path,
+                 root_lock: rundir.RunLock | None) -> None:
+        self.members, self.lists, self.root, self.root_lock = members, lists, root, root_lock
+        # The compiled epoch's config: a swept field of one value is the shared value.
+        self.config = dataclasses.replace(members[0].config, **{k: v[0] for k, v in lists.items()
+                                                                if len(v) == 1})
+        self.swept = tuple(k for k in ("lr", "b1") if len(lists[k]) > 1)  # Traced per member.
+        self.member_sharding, self.replicated = mesh_sharding()
+        self.slots = slots_for(len(members), jax.device_count())
+        self.local = local_members(self.member_sharding, self.slots, len(members))
+        self.manager: ocp.CheckpointManager | None = None
+        self.checkpointers: dict[tuple[int, str], Checkpointer] = {}
+        self.restored: tuple[MemberState, int] | None = None
+        self.step = 0
+        self._cache: tuple[int, dict[int, TrainState]] | None = None
+
+    def runs(self) -> list[driver.Run]:
+        return [driver.Run(self.members[i].config, self.root / self.members[i].run_dir) for i in self.local]
+
+    def device(self) -> str:
+        return (f"{jax.device_count()} {backend.platform()} device(s) in {jax.process_count()} process(es), "
+                f"{len(self.members)} members in {self.slots} slots")
+
+    def check(self, config: Config, dataset: Dataset) -> None:
         backend.platform()
-        out_dir = Path(args.out_dir)
-        lock_ctx = rundir.claim(out_dir) if jax.process_index() == 0 else contextlib.nullcontext()
-        with lock_ctx as lock:
-            saved = read_sweep(out_dir) if args.resume else None
-            overrides = cli.given_overrides(args)
-            if saved:
-                base = Config.from_dict(saved["base"])
-                cli.check_resumable(base, overrides)
-                base = dataclasses.replace(base, **overrides)
-                seeds, lrs, b1s = saved["seeds"], saved["lr"], saved["b1"]
-            else:
-                base = cli.resolve_config(overrides)
-                seeds, lrs, b1s = args.seed_list, args.lr_list, args.b1_list
-            members = plan(base, seeds, lrs, b1s)
-            return run_sweep(members, base, out_dir, args, stop, lock, {"seeds": seeds, "lr": lrs,
-                                                                      "b1": b1s})
+        self.dataset_name = dataset.name
+
+    def prepare(self, resume: bool, overwrite: bool) -> None:
+        """The sweep's own folder: checked and locked by process 0, which writes the plan; every
+        other process holds a lock of its own in it."""
+        if jax.process_index() != 0:
+            if self.root_lock is None:
+                rundir.checked(lambda: self.root.mkdir(parents=True, exist_ok=True), self.root)
+                self.root_lock = rundir.RunLock(self.root, root_lock_name()).acquire()
+            return
+        _, self.root_lock = rundir.prepare_out_dir(self.root, resume=resume, overwrite=overwrite,
+                                                   lock=self.root_lock)
+        (self.root / "samples").rmdir()  # Grids go to the members' folders.
+        plan_json = {"base": self.members[0].config.to_dict(), "framework": "jax",
+                     "dataset_used": self.dataset_name, **{LISTS[k]: v for k, v in self.lists.items()},
+                     "members": [m.run_dir for m in self.members], "slots": self.slots}
+        with rundir.atomic_write(self.root / "sweep.json") as f:
+            json.dump(plan_json, f, indent=2)
+
+    # --- resume ---
+
+    def _manager(self) -> ocp.CheckpointManager:
+        if self.manager is None:
+            options = ocp.CheckpointManagerOptions(
+                preservation_policy=ocp.checkpoint_managers.LatestN(n=self.config.keep_checkpoints),
+                enable_async_checkpointing=False)
+            self.manager = ocp.CheckpointManager((self.root / "checkpoints").absolute(), options=options)
+        return self.manager
+
+    def _restore(self) -> tuple[MemberState, int] | None:
+        """The population's latest checkpoint (every process reads its rows); None if it has none."""
+        if self.restored is None and (self.root / "checkpoints").is_dir():
+            manager = self._manager()
+            step = manager.latest_step()
+            if step is not None:
+                template = initial_population(self.members, self.slots, self.member_sharding, self.swept)
+                tree = flax.serialization.to_state_dict(template.state)
+                abstract = jax.tree.map(
+                    lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), tree)
+                try:
+                    restored = manager.restore(step, args=ocp.args.StandardRestore(abstract))
+                except Exception as e:  # noqa: BLE001 - a damaged checkpoint fails in many ways.
+                    raise UserError(f"--resume: the sweep's checkpoint {step} in {self.root} cannot be "
+                                    f"read: {first_line(e)}") from e
+                self.restored = flax.serialization.from_state_dict(template.state, restored), step
+        return self.restored
+
+    def saved_meta(self, out_dir: Path) -> dict[str, Any] | None:
+        restored = self._restore()
+        if restored is None:
+            return None
+        state, step = restored
+        i = next(m.index for m in self.members if self.root / m.run_dir == out_dir)
+        saved = json.loads((self.root / "sweep.json").read_text())
+        alive = bool(local_rows(state.alive)[i])
+        return {"config": dataclasses.replace(Config.from_dict(saved["base"]),
+                                              **{k: getattr(self.members[i].config, k) for k in SWEPT}
+                                              ).to_dict(),
+                "dataset_used": saved.get("dataset_used"), "framework": "jax", "step": step,
+                "diverged_at_step": None if alive else int(local_rows(state.step)[i])}
+
+    def best_meta(self, out_dir: Path) -> dict[str, Any] | None:
+        return read_best_meta(out_dir)
+
+    # --- training ---
+
+    def start(self, runs: Sequence[driver.Run], dataset: Dataset, resume: bool) -> Population:
+        self.images = global_array(dataset.images, self.replicated)
+        population = initial_population(self.members, self.slots, self.member_sharding, self.swept)
+        if resume and self._restore() is not None:
+            state, self.step = self.restored
+            population = population._replace(state=state)
+        self._manager()
+        return population
+
+    def step_of(self, population: Population) -> int:
+        return self.step
+
+    def train_epoch(self, population: Population, start: int, stop: int) -> EpochResult:
+        result = population_epoch(population.state, population.fixed_z, self.images, config=self.config,
+                                  start=start, stop=stop)
+        self.step += stop - start
+        rows = {k: local_rows(v) for k, v in result.metrics.items()}
+        samples = local_rows(result.samples)
+        count = int(next(iter(local_rows(result.num_samples).values())))
+        return EpochResult(population._replace(state=result.state),
+                           {k: np.stack([v[i] for i in self.local]) for k, v in rows.items()},
+                           np.stack([samples[i] for i in self.local]), count,
+                           np.ones(len(self.local), bool))  # The guarded step keeps weights finite.
+
+    def agree(self, stop: bool, done: bool) -> tuple[bool, bool]:
+        """Every process stops at the same epoch boundary, and ends when all members have."""
+        if jax.process_count() == 1:
+            return stop, done
+        flags = multihost_utils.process_allgather(np.asarray([stop, done]))
+        return bool(flags[:, 0].any()), bool(flags[:, 1].all())
+
+    def _member(self, population: Population, run: int) -> TrainState:
+        """Run `run`'s state on the host, cached until the population trains again."""
+        if self._cache is None or self._cache[0] != self.step:
+            self._cache = (self.step, local_states(population.state))
+        return self._cache[1][self.local[run]]
+
+    def generate(self, population: Population, z: np.ndarray, run: int) -> np.ndarray:
+        params = jax.device_put(self._member(population, run).params_g)
+        return np.asarray(generate(params, jnp.asarray(z), self.config))
+
+    def save(self, population: Population, metas: Mapping[int, dict[str, Any]]) -> None:
+        save_population(self._manager(), population.state, self.step, self.root)
+        for run, meta in metas.items():
+            self._checkpointer(run, "checkpoints").save(self._member(population, run), meta)
+
+    def save_best(self, population: Population, meta: dict[str, Any], run: int) -> None:
+        self._checkpointer(run, rundir.BEST).save(self._member(population, run), meta)
+
+    def _checkpointer(self, run: int, folder: str) -> Checkpointer:
+        key = (run, folder)
+        if key not in self.checkpointers:
+            keep = 1 if folder == rundir.BEST else self.config.keep_checkpoints
+            member = self.members[self.local[run]]
+            self.checkpointers[key] = Checkpointer(self.root / member.run_dir / folder, keep=keep)
+        return self.checkpointers[key]
+
+    def finish(self, runs: Sequence[driver.RunProgress], step: int, stopped: bool) -> None:
+        """summary.json, summary.md and the contact sheet, by process 0 from every process's part."""
+        write_summary(self.root, [summary_row(r, step) for r in runs], jax.process_index())
+        if jax.process_count() > 1:
+            multihost_utils.sync_global_devices("jax_gan.sweep: summary parts written")
+        if jax.process_index() == 0:
+            rows = read_summaries(self.members, self.root, jax.process_count())
+            merge_summaries(rows, self.root, step)
+            if not stopped:
+                trained = sum(r["status"] == "trained" for r in rows)
+                print(f"done: {trained} of {len(rows)} members trained {step} steps; summary in "
+                      f"{self.root / 'summary.md'}")
+
+    def close(self) -> None:
+        for checkpointer in self.checkpointers.values():
+            checkpointer.close()
+        if self.manager is not None:
+            self.manager.close()
+        if self.root_lock is not None:
+            self.root_lock.release()
 
 
-def distributed(args: argparse.Namespace) -> None:
-    """`jax.distributed.initialize` from the flags, or from the cluster's environment."""
-    given = [args.coordinator_address, args.num_processes, args.process_id]
-    if all(v is None for v in given):
+def save_population(manager: ocp.CheckpointManager, state: MemberState, step: int, root: Path) -> None:
+    """The whole population at `step`: a collective save, every process writes its rows."""
+    if manager.latest_step() == step:
         return
-    if any(v is None for v in given):
-        raise UserError("--coordinator-address, --num-processes and --process-id go together")
-    if not 0 <= args.process_id < args.num_processes:
-        raise UserError(f"--process-id must be in [0, {args.num_processes - 1}], got {args.process_id}")
-    jax.distributed.initialize(args.coordinator_address, args.num_processes, args.process_id)
-
-
-def read_sweep(out_dir: Path) -> dict[str, Any]:
-    path = out_dir / "sweep.json"
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise UserError(f"--resume: no sweep in {out_dir} ({path.name} is missing or damaged)") from e
-
-
-def run_sweep(members: list[Member], base: Config, out_dir: Path, args: argparse.Namespace,
-              stop: driver.GracefulStop, lock, lists: dict) -> int:
-    dataset = load_dataset(base.dataset, base.data_dir, tutorial_normalization=base.tutorial_normalization,
-                           allow_download=base.download)
-    if base.batch_size > len(dataset):
-        raise UserError(f"--batch-size {base.batch_size} is larger than {dataset.name} "
-                        f"({len(dataset)} images)")
-    main_process = jax.process_index() == 0
-    with contextlib.ExitStack() as workers:
-        scorer = None
-        if base.eval_every:  # Started before anything is written; each process scores its members.
-            scorer = workers.enter_context(quality.QualityWorker(dataset.name, base.data_dir))
-        if main_process:
-            out_dir, lock = rundir.prepare_out_dir(out_dir, resume=args.resume, overwrite=args.overwrite,
-                                                   lock=lock)
-            with contextlib.suppress(OSError):  # Grids go to the members' folders, not the sweep's.
-                (out_dir / "samples").rmdir()
-        try:
-            return train_population(members, base, dataset, out_dir, args, stop, lists, scorer)
-        finally:
-            if main_process:
-                lock.release()
-
-
-def train_population(members: list[Member], base: Config, dataset, out_dir: Path,
-                     args: argparse.Namespace, stop: driver.GracefulStop, lists: dict,
-                     scorer: quality.QualityWorker | None = None) -> int:
-    mesh, member_sharding, replicated = mesh_sharding()
-    slots = slots_for(len(members), jax.device_count())
-    swept = tuple(k for k in ("lr", "b1") if len(lists[k]) > 1)  # Lists of one stay Python floats.
-    sweep_meta = {"base": base.to_dict(), **lists, "dataset_used": dataset.name, "framework": "jax",
-                  "members": [m.run_dir for m in members], "slots": slots}
-    if jax.process_index() == 0:
-        with rundir.atomic_write(out_dir / "sweep.json") as f:
-            json.dump(sweep_meta, f, indent=2)
-    population = initial_population(members, slots, member_sharding, swept)
-    print(f"jax_gan.sweep: {len(members)} members ({slots} slots) on {jax.device_count()} "
-          f"{jax.devices()[0].platform} device(s) in {jax.process_count()} process(es); {dataset.name}, "
-          f"{base.total_steps(len(dataset))} steps each", file=sys.stderr)
-    options = ocp.CheckpointManagerOptions(
-        preservation_policy=ocp.checkpoint_managers.LatestN(n=base.keep_checkpoints),
-        enable_async_checkpointing=False)
-    manager = ocp.CheckpointManager((out_dir / "checkpoints").absolute(), options=options)
-    try:
-        if args.resume and manager.latest_step() is not None:
-            population = restore_population(manager, population)
-        local = sorted(i for i in local_rows(population.alive) if i < len(members))
-        for i in local:
-            run_dir = out_dir / members[i].run_dir
-            (run_dir / "samples").mkdir(parents=True, exist_ok=True)
-            (run_dir / rundir.MARKER).write_text(json.dumps({"project": "jax-gan"}) + "\n")
-            rundir.save_config(run_dir, members[i].config, {"dataset_used": dataset.name,
-                                                            "framework": "jax", "sweep": str(out_dir)})
-        return loop(members, local, population, base, dataset, out_dir, manager, replicated, stop,
-                    args.quiet, scorer)
-    finally:
-        manager.close()
-
-
-def restore_population(manager: ocp.CheckpointManager, template: Population) -> Population:
-    tree = {"state": flax.serialization.to_state_dict(template.state), "alive": template.alive}
-    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), tree)
-    restored = manager.restore(manager.latest_step(), args=ocp.args.StandardRestore(abstract))
-    state = flax.serialization.from_state_dict(template.state, restored["state"])
-    return template._replace(state=state, alive=restored["alive"])
-
-
-def loop(members: list[Member], local: list[int], population: Population, base: Config, dataset,
-         out_dir: Path, manager: ocp.CheckpointManager, replicated: NamedSharding,
-         stop: driver.GracefulStop, quiet: bool, scorer: quality.QualityWorker | None = None) -> int:
-    images_ = global_array(dataset.images, replicated)
-    n = len(dataset)
-    per_epoch, total = base.steps_per_epoch(n), base.total_steps(n)
-    step = int(manager.latest_step() or 0)  # Restored from it on --resume; 0 for a new sweep.
-    logs = {i: rundir.MetricsLog(out_dir / members[i].run_dir / "metrics.jsonl", resume_step=step)
-            for i in local}
-    diverged: dict[int, int] = {}
-    last: dict[int, dict[str, float]] = {}
-    # The latest quality scores (--eval-every) of each live member; a resume starts from its log.
-    scored = {i: {k: r[k] for k in quality.KEYS}
-              for i in local for r in rundir.quality_records(rundir.read_metrics(logs[i].path))[-1:]}
-    bar = tqdm(total=total, initial=step, unit="step", disable=quiet, dynamic_ncols=True)
-    while step < total and not stop.requested:
-        epoch, offset = divmod(step, per_epoch)
-        end = min(per_epoch, total - epoch * per_epoch)
-        population, metrics, samples, count = population_epoch(population, images_, base, offset, end)
-        rows = {k: local_rows(v) for k, v in metrics.items()}
-        sample_rows, count_rows = local_rows(samples), local_rows(count)
-        due = driver.sample_steps(step, end - offset, base.sample_every)
-        for i in local:
-            alive = rows["alive"][i]
-            good = int(alive.sum()) if not alive.all() else len(alive)
-            if good < len(alive) and i not in diverged:
-                diverged[i] = step + good
-                scored.pop(i, None)  # Its scores were of weights it no longer has.
-            records = {k: v[i][:good] for k, v in rows.items() if k != "alive"}
-            logs[i].write(driver.metric_records(step, records, per_epoch, base.log_every, total - 1))
-            if good:
-                last[i] = {k: float(v[-1]) for k, v in records.items()}
-            for s, grid in zip(due[: int(count_rows[i])], sample_rows[i], strict=False):
-                if i not in diverged or s < diverged[i]:
-                    driver.save_sample_grid(out_dir / members[i].run_dir, s, grid, base.image_scale)
-        step += end - offset
-        bar.update(end - offset)
-        losses = [last[i]["loss_g"] for i in local if i in last and i not in diverged] or [float("nan")]
-        bar.set_description(f"{len(members)} members, "
-                            + driver.epochs_label(step - 1, per_epoch, base.epochs))
-        if driver.checkpoint_due(step, per_epoch, total, base):
-            save_population(manager, population, step)  # Before scoring, as a single run does.
-        fids = {}
-        if scorer is not None and driver.eval_due(step, per_epoch, total, base):
-            try:
-                fresh = score_members(members, local, diverged, population.state, base, scorer)
-            except UserError as e:  # No collective inside: the other processes go on too.
-                print(f"\nwarning: {e}; training goes on without quality scores", file=sys.stderr)
-                scorer, fresh = None, {}
-            scored.update(fresh)
-            for i, scores in fresh.items():
-                logs[i].write([{"step": step - 1, "epoch": (step - 1) // per_epoch, **scores}])
-            fids = {"fid": f"best {min(s['fid'] for s in fresh.values()):.1f}"} if fresh else {}
-        bar.set_postfix(alive=f"{len(local) - len(diverged)}/{len(local)}",
-                        loss_g=f"best {min(losses):.3f} worst {max(losses):.3f}", **fids)
-    bar.close()
-    if stop.requested:
-        save_population(manager, population, step)
-    write_summary(out_dir, member_rows(members, local, diverged, last, step, scored),
-                  process=jax.process_index())
-    states = gather_members(population.state, len(members))  # Also a barrier: every part is written.
-    if jax.process_index() == 0:
-        rows = read_summaries(members, out_dir, jax.process_count())
-        write_members(members, states, rows, out_dir, per_epoch, base, dataset.name, stop.requested)
-        merge_summaries(rows, out_dir, step)
-    if stop.requested:
-        driver.print_resume_hint(step, "jax_gan.sweep", out_dir)
-        return stop.exit_code
-    print(f"done: {len(members) - len(diverged)} of {len(members)} members trained {step} steps; "
-          f"summary in {out_dir / 'summary.md'}")
-    return 0
-
-
-def save_population(manager: ocp.CheckpointManager, population: Population, step: int) -> None:
-    tree = {"state": flax.serialization.to_state_dict(population.state), "alive": population.alive}
-    try:
-        manager.save(step, args=ocp.args.StandardSave(tree), force=True)
+        manager.save(step, args=ocp.args.StandardSave(flax.serialization.to_state_dict(state)), force=True)
         manager.wait_until_finished()
     except Exception as e:  # noqa: BLE001 - Orbax wraps OSError in several types.
-        raise UserError(f"cannot save the sweep's checkpoint {step}: {str(e).splitlines()[0]}") from e
+        raise UserError(f"cannot save the sweep's checkpoint {step} in {root}: {first_line(e)}") from e
 
 
-def gather_members(state: TrainState, count: int) -> dict[int, TrainState]:
-    """Every member's state on process 0 ({} on the others): a collective, so all must call it."""
-    if jax.process_count() == 1:
-        rows = local_state_rows(state)
-        return {i: member_state(state, i, rows) for i in range(count)}
-    host = multihost_utils.process_allgather(state, tiled=True)
-    if jax.process_index() != 0:
-        return {}
-    return {i: jax.tree.map(lambda x, i=i: np.asarray(x[i]), host) for i in range(count)}
+# --- the summary ---------------------------------------------------------------------------------
+
+def summary_row(r: driver.RunProgress, step: int) -> dict[str, Any]:
+    """A member's line of summary.json; quality metrics are its last scores (with --eval-every)."""
+    row = {"seed": r.config.seed, "lr": r.config.lr, "b1": r.config.b1, "run_dir": r.out_dir.name,
+           "status": "diverged" if r.diverged_at is not None else "trained",
+           "diverged_at_step": r.diverged_at, "steps": step, "last_checkpoint": r.last_saved,
+           **{k: r.last.get(k) for k in ("loss_g", "loss_d", "d_acc")}}
+    if r.config.eval_every:
+        scores = r.scores or last_scores(r.out_dir)
+        row.update({k: (scores.get(k) if r.diverged_at is None else None) for k in quality.KEYS})
+    return row
 
 
-def write_members(members: list[Member], states: dict[int, TrainState], rows: list[dict[str, Any]],
-                  out_dir: Path, per_epoch: int, base: Config, dataset_name: str, stopped: bool) -> None:
-    """Each member as an ordinary run: its checkpoint, final pictures and progress.gif.
-
-    Process 0 writes them for every member: Orbax saves from one process at a time.
-    """
-    diverged = {r["run_dir"] for r in rows if r["status"] == "diverged"}
-    for i, member in enumerate(members):
-        run_dir = out_dir / member.run_dir
-        state = jax.device_put(states[i])
-        checkpointer = Checkpointer(run_dir / "checkpoints", keep=base.keep_checkpoints)
-        try:
-            checkpointer.save(state, {"config": member.config.to_dict(), "dataset_used": dataset_name,
-                                      "framework": "jax", "epoch": int(state.step) // per_epoch})
-        finally:
-            checkpointer.close()
-        if not stopped and member.run_dir not in diverged:  # Diverged weights draw nothing useful.
-            driver.finish_run(run_dir, MemberView(member.config), state, member.config)
+def last_scores(run_dir: Path) -> dict[str, Any]:
+    """A member's latest quality line in its metrics.jsonl (a resume starts from it)."""
+    records = rundir.quality_records(rundir.read_metrics(run_dir / "metrics.jsonl"))
+    return records[-1] if records else {}
 
 
-class MemberView:
-    """What `driver.finish_run` needs to draw a member's final pictures."""
-
-    program = "jax_gan.sweep"
-
-    def __init__(self, config: Config):
-        self.config = config
-
-    def generate(self, state: TrainState, z: np.ndarray) -> np.ndarray:
-        return np.asarray(generate(state.params_g, jnp.asarray(z), self.config))
-
-
-def score_members(members: list[Member], local: list[int], diverged: dict[int, int], state: TrainState,
-                  base: Config, scorer: quality.QualityWorker) -> dict[int, dict[str, Any]]:
-    """Quality of each of this process's live members, scored as `jax_gan.train --eval-every` does."""
-    rows = local_state_rows(state)
-    return {i: driver.score_quality(MemberView(members[i].config), member_state(state, i, rows),
-                                    members[i].config, scorer)
-            for i in local if i not in diverged}
-
-
-def member_rows(members: list[Member], local: list[int], diverged: dict[int, int],
-                last: dict[int, dict[str, float]], step: int,
-                scored: dict[int, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
-    """summary.json's rows; the quality metrics are the last scores (absent without --eval-every)."""
-    rows = []
-    for i in local:
-        m = members[i]
-        row = {"seed": m.config.seed, "lr": m.config.lr, "b1": m.config.b1, "run_dir": m.run_dir,
-               "status": "diverged" if i in diverged else "trained",
-               "diverged_at_step": diverged.get(i), "steps": step,
-               **{k: last.get(i, {}).get(k) for k in ("loss_g", "loss_d", "d_acc")}}
-        if scored is not None and m.config.eval_every:
-            row.update({k: (scored[i][k] if i in scored else None) for k in quality.KEYS})
-        rows.append(row)
-    return rows
-
-
-def write_summary(out_dir: Path, rows: list[dict[str, Any]], process: int) -> None:
-    with rundir.atomic_write(out_dir / f".summary.process{process}.json") as f:
+def write_summary(root: Path, rows: list[dict[str, Any]], process: int) -> None:
+    with rundir.atomic_write(root / f".summary.process{process}.json") as f:
         json.dump(rows, f)
 
 
-def read_summaries(members: list[Member], out_dir: Path, processes: int) -> list[dict[str, Any]]:
+def read_summaries(members: list[Member], root: Path, processes: int) -> list[dict[str, Any]]:
     """Every process's part, in member order (--out-dir is a filesystem they share)."""
-    parts = [out_dir / f".summary.process{p}.json" for p in range(processes)]
+    parts = [root / f".summary.process{p}.json" for p in range(processes)]
     order = [m.run_dir for m in members]
     return sorted((r for part in parts for r in json.loads(part.read_text())),
                   key=lambda r: order.index(r["run_dir"]))
 
 
-def merge_summaries(rows: list[dict[str, Any]], out_dir: Path, step: int) -> None:
+def merge_summaries(rows: list[dict[str, Any]], root: Path, step: int) -> None:
     """summary.json, summary.md and a labelled contact sheet of every member's final grid."""
-    with rundir.atomic_write(out_dir / "summary.json") as f:
+    with rundir.atomic_write(root / "summary.json") as f:
         json.dump({"members": rows, "steps": step}, f, indent=2)
     scored = any("fid" in r for r in rows)
     lines = ["| seed | lr | b1 | status | loss_g | loss_d | d_acc |"
@@ -524,33 +494,57 @@ def merge_summaries(rows: list[dict[str, Any]], out_dir: Path, step: int) -> Non
             quality_cells = (f" {_fmt(r.get('fid'), 1)} | {_fmt(r.get('coverage'), 3)} | {classes} |")
         lines.append(f"| {r['seed']} | {r['lr']:g} | {r['b1']:g} | {status} | {_fmt(r['loss_g'])} | "
                      f"{_fmt(r['loss_d'])} | {_fmt(r['d_acc'])} |{quality_cells} {r['run_dir']} |")
-    with rundir.atomic_write(out_dir / "summary.md") as f:
+    with rundir.atomic_write(root / "summary.md") as f:
         f.write("\n".join(lines) + "\n")
-    contact_sheet(out_dir / "contact_sheet.png",
-                  [(r["run_dir"], out_dir / r["run_dir"] / "samples.png") for r in rows])
+    images.save_contact_sheet(root / "contact_sheet.png",
+                              [(r["run_dir"], root / r["run_dir"] / "samples.png") for r in rows])
 
 
 def _fmt(x: float | None, digits: int = 4) -> str:
     return "n/a" if x is None else f"{x:.{digits}f}"
 
 
-def contact_sheet(path: Path, grids: list[tuple[str, Path]], columns: int = 4) -> None:
-    """Every member's final 5x5 grid, labelled with its run name."""
-    tiles = [(name, Image.open(p).convert("L")) for name, p in grids if p.exists()]
-    if not tiles:
+# --- the command ---------------------------------------------------------------------------------
+
+def distributed(args: argparse.Namespace) -> None:
+    """`jax.distributed.initialize` from the flags, or from the cluster's environment."""
+    given = [args.coordinator_address, args.num_processes, args.process_id]
+    if all(v is None for v in given):
         return
-    side = max(t.width for _, t in tiles)
-    label = 16
-    cols = min(columns, len(tiles))
-    rows = -(-len(tiles) // cols)
-    sheet = Image.new("L", (cols * side, rows * (side + label)), 255)
-    draw = ImageDraw.Draw(sheet)
-    for k, (name, tile) in enumerate(tiles):
-        r, c = divmod(k, cols)
-        top = r * (side + label)
-        sheet.paste(tile.resize((side, side), Image.Resampling.NEAREST), (c * side, top + label))
-        draw.text((c * side + 4, top + 2), name, fill=0)
-    images.save_png(path, sheet)
+    if any(v is None for v in given):
+        raise UserError("--coordinator-address, --num-processes and --process-id go together")
+    if not 0 <= args.process_id < args.num_processes:
+        raise UserError(f"--process-id must be in [0, {args.num_processes - 1}], got {args.process_id}")
+    jax.distributed.initialize(args.coordinator_address, args.num_processes, args.process_id)
+
+
+def read_sweep(root: Path) -> dict[str, Any]:
+    path = root / "sweep.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise UserError(f"--resume: no sweep in {root} ({path.name} is missing or damaged)") from e
+
+
+def root_lock_name() -> str:
+    """Process 0 holds the sweep folder's run lock; every other process a lock of its own there."""
+    return rundir.LOCK if jax.process_index() == 0 else f".jax-gan.process{jax.process_index()}.lock"
+
+
+def main_body(argv: Sequence[str] | None) -> int:
+    with driver.GracefulStop() as stop:
+        args = parser().parse_args(argv)
+        distributed(args)
+        backend.platform()
+        root = Path(args.out_dir)
+        with rundir.claim(root, root_lock_name()) as lock:
+            if args.resume:
+                rundir.require_previous_run(root)
+            base, lists = resolve_plan(args, read_sweep(root) if args.resume else None)
+            members = plan(base, lists["seed"], lists["lr"], lists["b1"])
+            trainer = PopulationTrainer(members, lists, root, lock)
+            return driver.train_runs(trainer, trainer.runs(), root, resume=args.resume,
+                                     overwrite=args.overwrite, quiet=args.quiet, stop=stop)
 
 
 @cli.main_guard

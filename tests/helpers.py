@@ -5,10 +5,14 @@ from __future__ import annotations
 import gzip
 import hashlib
 import http.server
+import json
 import threading
 from pathlib import Path
 
 import numpy as np
+
+from gan_core.driver import Trainer
+from gan_core.epoch import EpochResult
 
 
 def idx_bytes(array: np.ndarray, magic: int | None = None, count: int | None = None) -> bytes:
@@ -82,7 +86,7 @@ class FileServer:
         self.server.server_close()
 
 
-class FakeTrainer:
+class FakeTrainer(Trainer):
     """A framework-free trainer for the driver: no model, instant epochs, a JSON "checkpoint".
 
     Lets tests drive every path of `gan_core.driver` (flags, folders, locks, signals,
@@ -100,33 +104,35 @@ class FakeTrainer:
         return "none"
 
     def saved_meta(self, out_dir):
-        import json
+        path = Path(out_dir) / "checkpoints" / "fake.json"
+        return json.loads(path.read_text()) if path.exists() else None
 
-        return json.loads((Path(out_dir) / "checkpoints" / "fake.json").read_text())
+    def best_meta(self, out_dir):
+        return None
 
-    def start(self, config, train_images, out_dir, resume):
-        self.config, self.out_dir = config, Path(out_dir)
-        return {"step": self.saved_meta(out_dir)["step"] if resume else 0}
+    def start(self, runs, dataset, resume):
+        [(self.config, self.out_dir)] = runs
+        return {"step": self.saved_meta(self.out_dir)["step"] if resume else 0}
 
     def step_of(self, state):
         return state["step"]
 
     def train_epoch(self, state, start, stop):
-        from gan_core.epoch import EpochResult
-
         n, first = stop - start, state["step"]
-        metrics = {"loss_g": np.full(n, 0.7, np.float32), "loss_d": np.full(n, 0.7, np.float32)}
+        metrics = {"loss_g": np.full((1, n), 0.7, np.float32), "loss_d": np.full((1, n), 0.7, np.float32)}
         due = sum(1 for s in range(first, first + n) if s % self.config.sample_every == 0)
-        samples = np.linspace(-1, 1, due * 25 * 28 * 28, dtype=np.float32).reshape(due, 25, 28, 28)
-        return EpochResult({"step": first + n}, metrics, samples, due, True)
+        samples = np.linspace(-1, 1, due * 25 * 28 * 28, dtype=np.float32).reshape(1, due, 25, 28, 28)
+        return EpochResult({"step": first + n}, metrics, samples, due, np.ones(1, bool))
 
-    def generate(self, state, z):
+    def generate(self, state, z, run=0):
         return np.zeros((len(z), 28, 28), np.float32)
 
-    def save(self, state, meta):
-        import json
+    def save(self, state, metas):
+        if metas:
+            (self.out_dir / "checkpoints" / "fake.json").write_text(json.dumps({**metas[0], **state}))
 
-        (self.out_dir / "checkpoints" / "fake.json").write_text(json.dumps({**meta, **state}))
+    def save_best(self, state, meta, run=0):
+        pass
 
     def close(self):
         pass

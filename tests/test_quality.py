@@ -166,9 +166,10 @@ def test_a_scorer_that_fails_mid_run_costs_no_checkpoint_and_training_goes_on(tm
     trainer = FakeTrainer()
     for folder in ("checkpoints", "samples"):
         (tmp_path / folder).mkdir()
-    state = trainer.start(config, None, tmp_path, resume=False)
+    state = trainer.start([driver.Run(config, tmp_path)], None, resume=False)
+    runs = [driver.RunProgress(0, config, tmp_path)]
     with driver.GracefulStop() as stop:
-        code = driver.run(trainer, state, config, tmp_path, 5000, {}, stop, True, _FailingScorer())
+        code = driver.train_loop(trainer, state, runs, tmp_path, 5000, {}, stop, True, _FailingScorer())
     assert code == 0
     assert "exited with status -9; training goes on without quality scores" in capsys.readouterr().err
     assert trainer.saved_meta(tmp_path)["step"] == 237  # Every checkpoint, the last included.

@@ -11,7 +11,8 @@ import jax
 import numpy as np
 import pytest
 
-from jax_gan import checkpoint, sweep
+from gan_core import driver
+from jax_gan import checkpoint, evaluate, sweep
 from jax_gan import sample as jax_sample
 from jax_gan import train as jax_train
 
@@ -53,14 +54,18 @@ def test_each_member_is_an_ordinary_run(population):
     assert "| 1 | 0.0002 |" in (population / "summary.md").read_text()
 
 
-def test_a_diverged_member_is_frozen_and_the_others_go_on(population):
+def test_a_diverged_member_stops_like_a_single_run_and_the_others_go_on(population):
     members = {m["run_dir"]: m for m in json.loads((population / "summary.json").read_text())["members"]}
     for seed in (0, 1):
-        assert members[f"seed{seed}-lr1e+30"]["status"] == "diverged"
-        assert members[f"seed{seed}-lr1e+30"]["diverged_at_step"] == 1  # As the single run reports.
+        diverged = population / f"seed{seed}-lr1e+30"
+        assert members[diverged.name]["status"] == "diverged"
+        assert members[diverged.name]["diverged_at_step"] == 1  # As the single run reports.
+        assert members[diverged.name]["last_checkpoint"] is None  # It diverged before its first one.
+        assert not [p for p in (diverged / "checkpoints").iterdir() if p.name.isdigit()]
+        assert not (diverged / "samples.png").exists()  # No pictures of non-finite weights.
+        assert [r["step"] for r in _metrics(diverged)] == [0]  # Its good steps are logged.
         assert members[f"seed{seed}-lr0.0002"]["status"] == "trained"
-        frozen = checkpoint.load(population / f"seed{seed}-lr1e+30")[0]
-        assert int(frozen.step) == 1 and all(np.isfinite(x).all() for x in jax.tree.leaves(frozen))
+        assert members[f"seed{seed}-lr0.0002"]["last_checkpoint"] == 40
 
 
 def test_a_member_is_the_single_run_with_its_seed_and_lr(population, tmp_path):
@@ -158,3 +163,10 @@ def test_eval_every_scores_each_member_as_a_single_run_does(data_dir, tmp_path):
     assert members["seed1-lr0.0002"]["fid"] == member_score["fid"]
     assert member_score["fid"] == pytest.approx(single_score["fid"], rel=1e-4)
     assert member_score["coverage"] == pytest.approx(single_score["coverage"], abs=0.01)
+    # Each member keeps its best checkpoint as a single run does: evaluate redraws the same z.
+    assert not (out / "seed0-lr1e+30" / "best").exists()
+    seed = 1 + driver.EVAL_SEED_OFFSET
+    scored = tmp_path / "best.json"
+    assert evaluate.main([str(out / "seed1-lr0.0002" / "best"), "--num", "300", "--seed", str(seed),
+                          "--no-parzen", "--data-dir", str(data_dir), "--json", str(scored)]) == 0
+    assert json.loads(scored.read_text())["fid"] == pytest.approx(member_score["fid"], rel=1e-3)

@@ -11,7 +11,7 @@ pipeline, over the same files.
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from gan_core import driver
 from gan_core.cli import main_guard
 from gan_core.config import Config
 from gan_core.data import Dataset
+from gan_core.epoch import EpochResult
 from gan_core.errors import UserError
 from torch_reference.checkpoint import BEST_FILENAME, Checkpointer
 from torch_reference.train_step import TrainState, create_train_state, generate, train_epoch, tutorial_dataset
@@ -31,7 +32,7 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-class TorchTrainer:
+class TorchTrainer(driver.Trainer):
     """torch_reference's side of a run: state is modules and optimizers on the device."""
 
     framework = "torch"
@@ -55,36 +56,39 @@ class TorchTrainer:
         checkpointer = Checkpointer(out_dir, self.torch_device)
         return checkpointer.restore_meta() if checkpointer.path.exists() else None
 
-    def start(self, config: Config, train_images: np.ndarray, out_dir: Path, resume: bool) -> TrainState:
-        self.config = config
-        self.images = torch.from_numpy(train_images).unsqueeze(1).to(self.torch_device)  # NCHW
-        self.fixed_z = torch.from_numpy(driver.fixed_latents(config)).to(self.torch_device)
+    def start(self, runs: Sequence[driver.Run], dataset: Dataset, resume: bool) -> TrainState:
+        [(self.config, out_dir)] = runs
+        self.images = torch.from_numpy(dataset.images).unsqueeze(1).to(self.torch_device)  # NCHW
+        self.fixed_z = torch.from_numpy(driver.fixed_latents(self.config)).to(self.torch_device)
         self.checkpointer = Checkpointer(out_dir, self.torch_device)
-        return self.checkpointer.restore()[0] if resume else create_train_state(config, self.torch_device)
+        if resume:
+            return self.checkpointer.restore()[0]
+        return create_train_state(self.config, self.torch_device)
 
     def step_of(self, state: TrainState) -> int:
         return state.step
 
-    def train_epoch(self, state: TrainState, start: int, stop: int) -> driver.EpochResult:
+    def train_epoch(self, state: TrainState, start: int, stop: int) -> EpochResult:
+        """The epoch with the driver's leading run axis (this trainer trains one run)."""
         result = train_epoch(state, self.images, self.fixed_z, self.config, start=start, stop=stop)
-        return result._replace(metrics={k: v.numpy() for k, v in result.metrics.items()},
-                               samples=result.samples.cpu().numpy())
+        return EpochResult(result.state, {k: v.numpy()[None] for k, v in result.metrics.items()},
+                           result.samples.cpu().numpy()[None], result.num_samples,
+                           np.asarray([result.params_finite]))
 
-    def generate(self, state: TrainState, z: np.ndarray) -> np.ndarray:
+    def generate(self, state: TrainState, z: np.ndarray, run: int = 0) -> np.ndarray:
         return generate(state.g, torch.from_numpy(z).to(self.torch_device)).cpu().numpy()
 
-    def save(self, state: TrainState, meta: dict[str, Any]) -> None:
-        self.checkpointer.save(state, meta)
+    def save(self, state: TrainState, metas: Mapping[int, dict[str, Any]]) -> None:
+        if metas:
+            self.checkpointer.save(state, metas[0])
 
-    def save_best(self, state: TrainState, meta: dict[str, Any]) -> None:
+    def save_best(self, state: TrainState, meta: dict[str, Any], run: int = 0) -> None:
         Checkpointer(self.checkpointer.path.parent, self.torch_device, BEST_FILENAME).save(state, meta)
 
     def best_meta(self, out_dir: Path) -> dict[str, Any] | None:
         best = Checkpointer(out_dir, "cpu", BEST_FILENAME)  # Only its metadata is read.
         return best.restore_meta() if best.path.exists() else None
 
-    def close(self) -> None:
-        pass
 
 
 def train(config: Config, out_dir: str | Path, resume: bool = False, *, overwrite: bool = False,

@@ -14,7 +14,7 @@ from torch.nn import functional as F
 
 from gan_core.config import Config
 from gan_core.epoch import EpochResult
-from gan_core.errors import UserError
+from gan_core.errors import UserError, first_line
 from torch_reference.models import Discriminator, Generator, make_models
 
 
@@ -124,7 +124,7 @@ def tutorial_dataset(config: Config) -> torch.utils.data.Dataset:
         return torchvision.datasets.MNIST(config.data_dir, train=True, transform=transform)
     except (RuntimeError, OSError, ValueError) as e:
         raise UserError(f"--loader tutorial: torchvision cannot read MNIST in {config.data_dir}: "
-                        f"{str(e).splitlines()[0]}") from e
+                        f"{first_line(e)}") from e
 
 
 def tutorial_batches(config: Config, epoch: int, start: int, stop: int,
