@@ -287,9 +287,9 @@ def train_loop(trainer: Trainer, state: Any, runs: list[RunProgress], home: Path
         if trainer.population:
             label = f"{sum(r.diverged_at is None for r in runs)}/{len(runs)} training, {label}"
         bar.set_description(label)
-        if checkpoint_due(step, per_epoch, total, config):
+        if epoch_due(step, per_epoch, total, config.checkpoint_every):
             save()  # Before scoring: a scorer that fails or is killed never costs a checkpoint.
-        if scorer is not None and eval_due(step, per_epoch, total, config):
+        if scorer is not None and epoch_due(step, per_epoch, total, config.eval_every):
             evaluate()
         losses = [r.last for r in runs if r.diverged_at is None and r.last]
         if losses:
@@ -445,16 +445,11 @@ class GracefulStop:
 
 # --- schedule and records ----------------------------------------------------------------------
 
-def eval_due(step: int, steps_per_epoch: int, total: int, config: Config) -> bool:
-    """At the end of the run, and after every `eval_every`-th epoch."""
+def epoch_due(step: int, steps_per_epoch: int, total: int, every: int) -> bool:
+    """Whether a per-epoch job (a checkpoint, a quality score) is due after `step` steps: at the
+    end of the run, and after every `every`-th epoch."""
     epoch_done = step % steps_per_epoch == 0
-    return step == total or (epoch_done and (step // steps_per_epoch) % config.eval_every == 0)
-
-
-def checkpoint_due(step: int, steps_per_epoch: int, total: int, config: Config) -> bool:
-    """At the end of the run, and after every `checkpoint_every`-th epoch."""
-    epoch_done = step % steps_per_epoch == 0
-    return step == total or (epoch_done and (step // steps_per_epoch) % config.checkpoint_every == 0)
+    return step == total or (epoch_done and (step // steps_per_epoch) % every == 0)
 
 
 def sample_steps(first: int, count: int, every: int) -> list[int]:

@@ -91,7 +91,7 @@ def test_overwrite_removes_the_best_checkpoint(data_dir, tmp_path):
 
 def test_eval_is_due_after_every_kth_epoch_and_at_the_end():
     config = Config(eval_every=2)
-    due = [s for s in range(1, 351) if driver.eval_due(s, 79, 350, config)]
+    due = [s for s in range(1, 351) if driver.epoch_due(s, 79, 350, config.eval_every)]
     assert due == [158, 316, 350]
 
 
