@@ -94,8 +94,9 @@ class Trainer(Protocol):
     def train_epoch(self, state: Any, start: int, stop: int) -> EpochResult:
         """Steps `start..stop` of the current epoch, as NumPy, each field with a leading run axis."""
 
-    def agree(self, stop: bool, done: bool) -> tuple[bool, bool]:
-        """Whether any process asks to stop and whether every run is done (one process: as given)."""
+    def agree(self, stop: int, done: bool) -> tuple[int, bool]:
+        """The signal any process stops on (0: none) and whether every run is done everywhere
+        (one process: as given)."""
         return stop, done
 
     def generate(self, state: Any, z: np.ndarray, run: int) -> np.ndarray:
@@ -122,6 +123,7 @@ def main(trainer: Trainer, argv: Sequence[str] | None = None) -> int:
                                   trainer.description, f"runs/{trainer.program.split('.')[0]}")
         args = parser.parse_args(argv)
         out_dir = Path(args.out_dir)
+        rundir.refuse_sweep(out_dir, trainer.program)
         with rundir.claim(out_dir) as lock:
             saved = None
             if args.resume:
@@ -166,6 +168,8 @@ def _checked_run(trainer: Trainer, runs: list[Run], home: Path, resume: bool, ov
                  quiet: bool, stop: GracefulStop, locks: list[rundir.RunLock | None]) -> int:
     for run in runs:
         run.config.validate()
+        if not trainer.population:
+            rundir.refuse_sweep(run.out_dir, trainer.program)
     saved = [trainer.saved_meta(run.out_dir) for run in runs] if resume else [{} for _ in runs]
     resume_state = resume
     if resume and all(meta is None for meta in saved):  # Stopped before its first checkpoint.
@@ -270,7 +274,7 @@ def train_loop(trainer: Trainer, state: Any, runs: list[RunProgress], home: Path
 
     bar = tqdm(total=total, initial=step, unit="step", disable=quiet, dynamic_ncols=True)
     while True:
-        stopping, finished = trainer.agree(stop.requested, all(r.diverged_at is not None for r in runs))
+        stopping, finished = trainer.agree(stop.signum or 0, all(r.diverged_at is not None for r in runs))
         if stopping or finished or step >= total:
             break
         epoch, offset = divmod(step, per_epoch)
@@ -306,7 +310,7 @@ def train_loop(trainer: Trainer, state: Any, runs: list[RunProgress], home: Path
     trainer.finish(runs, step, stopped=stopping)
     if stopping:
         print_resume_hint(step, trainer.program, home)
-        return stop.exit_code
+        return 128 + stopping
     if finished:
         if trainer.population:
             print(f"error: every run stopped on non-finite values; see {home}", file=sys.stderr)

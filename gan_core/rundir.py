@@ -7,6 +7,7 @@ removes only what a run writes, never a user's own files.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import json
@@ -28,6 +29,7 @@ LOCK = ".jax-gan.lock"
 # What a run writes in its output directory, besides MARKER and LOCK.
 RUN_FILES = ("metrics.jsonl", "checkpoint.pth", "best.pth", "losses.png", "interpolation.png", "samples.png",
              "progress.gif", "config.json", "sweep.json", "summary.json", "summary.md", "contact_sheet.png")
+SWEEP_PLAN = "sweep.json"  # What makes a folder a sweep's rather than a single run's.
 BEST = "best"  # jax_gan's best-FID checkpoint folder (--eval-every); the reference writes best.pth.
 SAMPLE_NAME = re.compile(r"step_\d{7}\.png")
 CHECKPOINT_NAME = re.compile(r"\d+(\.orbax-checkpoint-tmp.*)?")
@@ -41,6 +43,14 @@ def holds_previous_run(out_dir: Path) -> bool:
 def require_previous_run(out_dir: Path) -> None:
     if not checked(lambda: holds_previous_run(out_dir), out_dir):
         raise UserError(f"--resume: no previous run in {out_dir}")
+
+
+def refuse_sweep(out_dir: Path, program: str) -> None:
+    """A single run's command never resumes or replaces a sweep's folder: it would mix the two."""
+    if checked(lambda: (out_dir / SWEEP_PLAN).exists(), out_dir):
+        raise UserError(f"{out_dir} holds a sweep, not a run of python -m {program}; resume it with "
+                        f"python -m jax_gan.sweep --out-dir {out_dir} --resume, or name one member's "
+                        "folder")
 
 
 def checked(probe, path: Path):
@@ -64,7 +74,11 @@ class RunLock:
         self.fd: int | None = None
 
     def acquire(self) -> RunLock:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        existed = self.path.exists()
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise UserError(f"cannot lock {self.path.parent}: {e.strerror or e}") from e
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -72,8 +86,14 @@ class RunLock:
             os.close(fd)
             raise UserError(f"run directory {self.path.parent} is in use by process {holder}; "
                             "wait for it to finish, or stop it first") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+        except OSError as e:  # A full disk: leave no lock file behind.
+            os.close(fd)
+            if not existed:
+                self.path.unlink(missing_ok=True)
+            raise UserError(f"cannot lock {self.path.parent}: {e.strerror or e}") from e
         self.fd = fd
         return self
 
@@ -120,11 +140,17 @@ def prepare_out_dir(out_dir: str | Path, *, resume: bool, overwrite: bool,
         if not (out / MARKER).exists():
             raise UserError(f"{out} is not a jax-gan run (it has no {MARKER} marker); --overwrite "
                             "only replaces runs, so move its files away yourself")
+    created = not checked(out.exists, out)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UserError(f"cannot write to --out-dir {out}: {e.strerror or e}") from e
-    lock = lock or RunLock(out).acquire()
+    try:
+        lock = lock or RunLock(out).acquire()
+    except UserError:
+        if created:  # Nothing of a run is left where it could not start.
+            shutil.rmtree(out, ignore_errors=True)
+        raise
     try:
         if overwrite and not resume:
             remove_run_outputs(out)
@@ -134,6 +160,8 @@ def prepare_out_dir(out_dir: str | Path, *, resume: bool, overwrite: bool,
             probe_writable(folder)
     except OSError as e:
         lock.release()
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
         raise UserError(f"cannot write to --out-dir {out}: {e.strerror or e}") from e
     except BaseException:
         lock.release()
@@ -160,6 +188,21 @@ def remove_run_outputs(out: Path) -> None:
                 shutil.rmtree(path) if path.is_dir() else path.unlink()
         if not any(folder.iterdir()):
             folder.rmdir()
+
+
+def remove_run(out: Path) -> None:
+    """Remove a run that is not running: what it wrote, its marker and its folder if nothing is left."""
+    if not (out / MARKER).exists():
+        return
+    lock = RunLock(out).acquire()
+    try:
+        remove_run_outputs(out)
+        (out / MARKER).unlink()
+    finally:
+        lock.release()
+    (out / LOCK).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        out.rmdir()
 
 
 @contextmanager

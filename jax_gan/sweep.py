@@ -51,6 +51,7 @@ from jax.sharding import PartitionSpec as P
 from gan_core import cli, driver, images, quality, rundir
 from gan_core.config import Config
 from gan_core.data import Dataset
+from gan_core.digest import array_sha256
 from gan_core.epoch import EpochResult
 from gan_core.errors import UserError, first_line
 from jax_gan import backend
@@ -297,13 +298,17 @@ class PopulationTrainer(driver.Trainer):
                 rundir.checked(lambda: self.root.mkdir(parents=True, exist_ok=True), self.root)
                 self.root_lock = rundir.RunLock(self.root, root_lock_name()).acquire()
             return
+        old = read_sweep(self.root) if overwrite and (self.root / rundir.SWEEP_PLAN).exists() else None
         _, self.root_lock = rundir.prepare_out_dir(self.root, resume=resume, overwrite=overwrite,
                                                    lock=self.root_lock)
         (self.root / "samples").rmdir()  # Grids go to the members' folders.
+        if old:  # Members of the replaced sweep that this one does not train again.
+            for name in set(old.get("members", [])) - {m.run_dir for m in self.members}:
+                rundir.remove_run(self.root / name)
         plan_json = {"base": self.members[0].config.to_dict(), "framework": "jax",
                      "dataset_used": self.dataset_name, **{LISTS[k]: v for k, v in self.lists.items()},
                      "members": [m.run_dir for m in self.members], "slots": self.slots}
-        with rundir.atomic_write(self.root / "sweep.json") as f:
+        with rundir.atomic_write(self.root / rundir.SWEEP_PLAN) as f:
             json.dump(plan_json, f, indent=2)
 
     # --- resume ---
@@ -340,7 +345,7 @@ class PopulationTrainer(driver.Trainer):
             return None
         state, step = restored
         i = next(m.index for m in self.members if self.root / m.run_dir == out_dir)
-        saved = json.loads((self.root / "sweep.json").read_text())
+        saved = json.loads((self.root / rundir.SWEEP_PLAN).read_text())
         alive = bool(local_rows(state.alive)[i])
         return {"config": dataclasses.replace(Config.from_dict(saved["base"]),
                                               **{k: getattr(self.members[i].config, k) for k in SWEPT}
@@ -377,12 +382,13 @@ class PopulationTrainer(driver.Trainer):
                            np.stack([samples[i] for i in self.local]), count,
                            np.ones(len(self.local), bool))  # The guarded step keeps weights finite.
 
-    def agree(self, stop: bool, done: bool) -> tuple[bool, bool]:
-        """Every process stops at the same epoch boundary, and ends when all members have."""
+    def agree(self, stop: int, done: bool) -> tuple[int, bool]:
+        """Every process stops at the same epoch boundary, on the same signal, and ends when all
+        members have."""
         if jax.process_count() == 1:
             return stop, done
-        flags = multihost_utils.process_allgather(np.asarray([stop, done]))
-        return bool(flags[:, 0].any()), bool(flags[:, 1].all())
+        flags = multihost_utils.process_allgather(np.asarray([stop, done], np.int32))
+        return int(flags[:, 0].max()), bool(flags[:, 1].all())
 
     def _member(self, population: Population, run: int) -> TrainState:
         """Run `run`'s state on the host, cached until the population trains again."""
@@ -519,11 +525,26 @@ def distributed(args: argparse.Namespace) -> None:
 
 
 def read_sweep(root: Path) -> dict[str, Any]:
-    path = root / "sweep.json"
+    path = root / rundir.SWEEP_PLAN
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError) as e:
         raise UserError(f"--resume: no sweep in {root} ({path.name} is missing or damaged)") from e
+
+
+def check_same_plan(members: list[Member], args: argparse.Namespace) -> None:
+    """Every process must train the same members with the same flags into the same folder: a
+    mismatch is refused on every process before anything is written."""
+    if jax.process_count() == 1:
+        return
+    text = json.dumps([[m.run_dir, m.config.to_dict()] for m in members] + [args.out_dir, args.resume,
+                                                                            args.overwrite], sort_keys=True)
+    digest = np.asarray([int(array_sha256(np.frombuffer(text.encode(), np.uint8))[:15], 16)], np.int64)
+    digests = multihost_utils.process_allgather(digest)
+    different = [p for p in range(len(digests)) if digests[p, 0] != digests[0, 0]]
+    if different:
+        raise UserError(f"process(es) {', '.join(map(str, different))} run another plan or other flags than "
+                        "process 0: start every process with the same command (but --process-id)")
 
 
 def root_lock_name() -> str:
@@ -542,6 +563,7 @@ def main_body(argv: Sequence[str] | None) -> int:
                 rundir.require_previous_run(root)
             base, lists = resolve_plan(args, read_sweep(root) if args.resume else None)
             members = plan(base, lists["seed"], lists["lr"], lists["b1"])
+            check_same_plan(members, args)
             trainer = PopulationTrainer(members, lists, root, lock)
             return driver.train_runs(trainer, trainer.runs(), root, resume=args.resume,
                                      overwrite=args.overwrite, quiet=args.quiet, stop=stop)

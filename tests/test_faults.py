@@ -431,3 +431,20 @@ def test_sigterm_during_start_up_leaves_nothing_that_blocks_a_retry(tiny_data, t
     else:
         retry += [*TINY, "--data-dir", str(tiny_data)]
     assert jax_train.main(retry) == 0
+
+
+@pytest.mark.parametrize("program", ["fake", "jax_gan.sweep"])
+def test_a_full_disk_at_start_is_one_line_and_leaves_no_lock_file(program, tiny_data, tmp_path, capsys):
+    from jax_gan import sweep
+
+    with small_disk(tmp_path / "disk", "1m") as disk:
+        with contextlib.suppress(OSError), (disk / "filler").open("wb") as f:
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+        out = disk / "run"
+        main = fake_main if program == "fake" else sweep.main
+        argv = [*TINY, "--data-dir", str(tiny_data), "--max-steps", "3", "--out-dir", str(out), "--quiet"]
+        assert main(argv) == 2
+        assert "No space left on device" in _one_line_error(capsys)
+        assert not out.exists()

@@ -146,3 +146,39 @@ def test_a_sweep_list_of_one_value_is_applied(tiny_data, tmp_path):
                                                            rundir.read_metrics(single / "metrics.jsonl")],
                                                           rel=1e-5)
     assert json.loads((out / "seed1-lr0.01" / "config.json").read_text())["lr"] == 0.01
+
+
+# --- What only a sweep has: its own folder, its plan, its processes ------------------------------
+
+def test_a_single_runs_command_never_resumes_or_replaces_a_sweep(tiny_data, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert _main("sweep", out, tiny_data, "--max-steps", "3") == 0
+    for flag in ("--resume", "--overwrite"):
+        assert _main("train", out, tiny_data, flag, first=False) == 2
+        assert "holds a sweep, not a run of python -m jax_gan.train" in _error(capsys)
+    assert json.loads((out / "summary.json").read_text())["steps"] == 3
+    # A member's folder is a run: the single trainer continues it.
+    assert _main("train", out / "seed1-lr0.0002", tiny_data, "--resume", "--max-steps", "6",
+                 first=False) == 0
+
+
+def test_a_sweep_overwrite_leaves_no_member_of_the_sweep_it_replaces(tiny_data, tmp_path):
+    out = tmp_path / "out"
+    assert _main("sweep", out, tiny_data, "--max-steps", "3") == 0
+    (out / "seed1-lr0.0002" / "notes.txt").write_text("mine")
+    assert _main("sweep", out, tiny_data, "--overwrite", "--seeds", "0,2", "--max-steps", "3",
+                 first=False) == 0
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["checkpoints", "seed0-lr0.0002",
+                                                                   "seed1-lr0.0002", "seed2-lr0.0002"]
+    assert [p.name for p in (out / "seed1-lr0.0002").iterdir()] == ["notes.txt"]  # The user's file.
+
+
+def test_a_diverged_members_step_survives_a_resume(tiny_data, tmp_path):
+    out = tmp_path / "out"
+    assert _main("sweep", out, tiny_data, "--lr", "0.0002,1e30", "--max-steps", "3") == 0
+    assert _main("sweep", out, tiny_data, "--resume", "--max-steps", "6", first=False) == 0
+    members = {m["run_dir"]: m for m in json.loads((out / "summary.json").read_text())["members"]}
+    assert members["seed0-lr1e+30"]["status"] == "diverged"
+    assert members["seed0-lr1e+30"]["diverged_at_step"] == 1
+    assert members["seed0-lr0.0002"]["steps"] == 6 and members["seed0-lr0.0002"]["status"] == "trained"
+    assert _steps(out / "seed0-lr1e+30") == [0]

@@ -2,9 +2,11 @@
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import jax
@@ -171,3 +173,61 @@ def test_eval_every_scores_each_member_as_a_single_run_does(data_dir, tmp_path):
     assert evaluate.main([str(out / "seed1-lr0.0002" / "best"), "--num", "300", "--seed", str(seed),
                           "--no-parzen", "--data-dir", str(data_dir), "--json", str(scored)]) == 0
     assert json.loads(scored.read_text())["fid"] == pytest.approx(member_score["fid"], rel=1e-3)
+
+
+def _spawn_processes(out: Path, extra: list[list[str]], flags: list[str]) -> list[subprocess.Popen]:
+    """One sweep process per entry of `extra` (its own flags), on one CPU device each."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu",
+           "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
+    address = f"127.0.0.1:{_free_port()}"
+    return [subprocess.Popen([sys.executable, "-m", "jax_gan.sweep", *flags, "--out-dir", str(out),
+                              "--coordinator-address", address, "--num-processes", str(len(extra)),
+                              "--process-id", str(i), *own], env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+            for i, own in enumerate(extra)]
+
+
+TINY = ["--dataset", "mnist-sample", "--hidden-dim", "16", "--latent-dim", "8", "--quiet"]
+
+
+@pytest.mark.slow
+def test_processes_with_different_plans_stop_together_writing_nothing(tmp_path):
+    out = tmp_path / "sweep"
+    procs = _spawn_processes(out, [["--seeds", "0,1"], ["--seeds", "0,2"]], [*TINY, "--max-steps", "3"])
+    for proc in procs:
+        stdout, err = proc.communicate(timeout=300)
+        assert proc.returncode == 2, err[-3000:]
+        assert "run another plan or other flags than process 0" in err and "Traceback" not in err
+        assert "done" not in stdout
+    assert not out.exists()
+
+
+@pytest.mark.slow
+def test_a_stop_on_one_process_stops_both_at_the_same_step_and_resumes(tmp_path):
+    out = tmp_path / "sweep"
+    flags = [*TINY, "--seeds", "0,1", "--epochs", "100000", "--checkpoint-every", "1000"]
+    procs = _spawn_processes(out, [[], []], flags)
+    try:
+        deadline = time.time() + 300
+        while not all((out / m / "metrics.jsonl").exists() for m in ("seed0-lr0.0002", "seed1-lr0.0002")):
+            assert time.time() < deadline and all(p.poll() is None for p in procs)
+            time.sleep(0.1)
+        procs[1].send_signal(signal.SIGINT)  # Ctrl-C reaches one process only.
+        results = [p.communicate(timeout=300) for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    steps = set()
+    for proc, (_, err) in zip(procs, results, strict=True):
+        assert proc.returncode == 128 + signal.SIGINT, err[-3000:]
+        assert "Traceback" not in err
+        steps.add(int(err.split("stopped at step ")[1].split(";")[0]))
+    [step] = steps  # Both stopped, and saved, at the same epoch boundary.
+    assert step > 0 and step % 79 == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps"] == step
+    resume = _spawn_processes(out, [["--resume"], ["--resume"]], ["--quiet", "--max-steps", str(step + 79)])
+    for proc in resume:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err[-3000:]
+    assert json.loads((out / "summary.json").read_text())["steps"] == step + 79
