@@ -146,7 +146,8 @@ class Checkpointer:
     def restore_meta(self, step: int | None = None) -> dict[str, Any]:
         """The metadata saved with `step` (default: the latest): config, dataset, epoch."""
         step = self._step(step)
-        check_file_sums(self.directory / str(step))
+        with self._unless_removed(step):
+            check_file_sums(self.directory / str(step))
         try:
             meta = self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
             # Runs saved before `dropout_masks` existed drew flax's threefry masks:
@@ -155,6 +156,7 @@ class Checkpointer:
             config = Config.from_dict(meta["config"])
             config.validate()
         except Exception as e:  # noqa: BLE001 - a corrupt checkpoint fails in many ways.
+            self._raise_if_removed(step, e)
             raise self._corrupt(step, e) from e
         return meta
 
@@ -168,6 +170,7 @@ class Checkpointer:
         try:
             tree = self.manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore())).state
         except Exception as e:  # noqa: BLE001 - a corrupt checkpoint fails in many ways.
+            self._raise_if_removed(step, e)
             raise self._corrupt(step, e) from e
         where = self.directory / str(step)
         saved = flax.traverse_util.flatten_dict(tree, sep="/")
@@ -194,6 +197,8 @@ class Checkpointer:
         for step in steps:
             try:
                 state, meta = self.restore(step)
+            except CheckpointChanged:  # Rotated away by the run that writes them: not damage.
+                continue
             except CheckpointError as e:
                 print(f"warning: {e}", file=sys.stderr)
                 errors.append(e)
@@ -209,6 +214,20 @@ class Checkpointer:
         if step is None:
             raise CheckpointError(f"no checkpoint in {self.directory}")
         return step
+
+    @contextlib.contextmanager
+    def _unless_removed(self, step: int) -> Iterator[None]:
+        try:
+            yield
+        except CheckpointError as e:
+            self._raise_if_removed(step, e)
+            raise
+
+    def _raise_if_removed(self, step: int, error: Exception) -> None:
+        """A checkpoint that vanished while it was read was rotated away by a live run, not damaged."""
+        if not (self.directory / str(step)).exists():
+            raise CheckpointChanged(f"checkpoint {self.directory / str(step)} was removed while it was "
+                                    "read (a running trainer keeps only its newest checkpoints)") from error
 
     def _corrupt(self, step: int, error: Exception) -> CheckpointError:
         return CheckpointError(f"checkpoint {self.directory / str(step)} is corrupt or incompatible: "
@@ -250,14 +269,28 @@ def check_file_sums(folder: Path) -> None:
 
 
 
-def load(path: str | Path) -> tuple[TrainState, Config, dict[str, Any]]:
-    """The latest checkpoint under a run or checkpoints directory."""
+class CheckpointChanged(CheckpointError):
+    """The checkpoint being read was replaced meanwhile: read the newest again."""
+
+
+def load(path: str | Path, tries: int = 5) -> tuple[TrainState, Config, dict[str, Any]]:
+    """The latest checkpoint under a run or checkpoints directory.
+
+    A live run may rotate the checkpoint away while it is read: then the
+    newest is read again, `tries` times in all.
+    """
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"checkpoint {path} does not exist")
-    checkpointer = Checkpointer(checkpoint_dir(path), create=False)
-    try:
-        state, meta = checkpointer.restore()
-    finally:
-        checkpointer.close()
-    return state, Config.from_dict(meta["config"]), meta
+    changed = None
+    for _ in range(tries):
+        checkpointer = Checkpointer(checkpoint_dir(path), create=False)
+        try:
+            state, meta = checkpointer.restore()
+            return state, Config.from_dict(meta["config"]), meta
+        except CheckpointChanged as e:
+            changed = e
+        finally:
+            checkpointer.close()
+    raise CheckpointError(f"{path} changed while it was read, {tries} times; its run is saving "
+                          "checkpoints: try again") from changed

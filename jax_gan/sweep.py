@@ -34,6 +34,7 @@ import dataclasses
 import functools
 import itertools
 import json
+import shutil
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -442,6 +443,12 @@ def save_population(manager: ocp.CheckpointManager, state: MemberState, step: in
     """The whole population at `step`: a collective save, every process writes its rows."""
     if manager.latest_step() == step:
         return
+    need = sum(shard.data.nbytes for leaf in jax.tree.leaves(state) for shard in leaf.addressable_shards)
+    free = shutil.disk_usage(root).free
+    if need * 1.1 + 2**20 > free:  # Orbax's writer threads would report it with pages of tracebacks.
+        raise UserError(f"cannot save the sweep's checkpoint {step} in {root}: No space left on device "
+                        f"(needs {need / 2**20:.1f} MB, {free / 2**20:.1f} MB free); earlier checkpoints "
+                        "are kept")
     try:
         manager.save(step, args=ocp.args.StandardSave(flax.serialization.to_state_dict(state)), force=True)
         manager.wait_until_finished()

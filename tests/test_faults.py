@@ -345,7 +345,7 @@ def small_disk(path: Path, size: str):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("program", ["jax_gan.train", "torch_reference.train"])
+@pytest.mark.parametrize("program", ["jax_gan.train", "torch_reference.train", "jax_gan.sweep"])
 def test_a_full_disk_is_one_line_and_keeps_earlier_checkpoints(program, tiny_data, tmp_path):
     if program.startswith("torch"):
         pytest.importorskip("torch")
@@ -360,8 +360,8 @@ def test_a_full_disk_is_one_line_and_keeps_earlier_checkpoints(program, tiny_dat
         errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
         assert len(errors) == 1 and "No space left on device" in errors[0], result.stderr
         assert not list(out.rglob("*tmp*")) and not list(out.rglob("*.part"))
-        if program == "jax_gan.train":
-            state, _, _ = checkpoint.load(out)
+        if program != "torch_reference.train":
+            state, _, _ = checkpoint.load(out if program == "jax_gan.train" else out / "seed0-lr0.0002")
             assert int(state.step) > 0 and int(state.step) % 3 == 0  # 3 steps an epoch.
         else:
             import torch
@@ -448,3 +448,23 @@ def test_a_full_disk_at_start_is_one_line_and_leaves_no_lock_file(program, tiny_
         assert main(argv) == 2
         assert "No space left on device" in _one_line_error(capsys)
         assert not out.exists()
+
+
+def test_a_checkpoint_rotated_away_while_read_is_read_again_not_called_corrupt(tiny_data, tmp_path,
+                                                                                monkeypatch):
+    out = tmp_path / "run"
+    assert jax_train.main([*TINY, "--data-dir", str(tiny_data), "--max-steps", "6", "--checkpoint-every",
+                           "1", "--out-dir", str(out), "--quiet"]) == 0
+    check = checkpoint.check_file_sums
+    rotated = []
+
+    def rotate_while_reading(folder):
+        if not rotated:  # The trainer saves a newer checkpoint and removes this one meanwhile.
+            rotated.append(folder)
+            shutil.copytree(folder, folder.parent / "9")
+            shutil.rmtree(folder)
+        check(folder)
+
+    monkeypatch.setattr(checkpoint, "check_file_sums", rotate_while_reading)
+    state, _, _ = checkpoint.load(out)
+    assert rotated == [out.absolute() / "checkpoints" / "6"] and int(state.step) == 6  # Read from "9".
