@@ -20,7 +20,7 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from gan_core import driver, rundir
@@ -468,3 +468,42 @@ def test_a_checkpoint_rotated_away_while_read_is_read_again_not_called_corrupt(t
     monkeypatch.setattr(checkpoint, "check_file_sums", rotate_while_reading)
     state, _, _ = checkpoint.load(out)
     assert rotated == [out.absolute() / "checkpoints" / "6"] and int(state.step) == 6  # Read from "9".
+
+
+def _comma_list(values: st.SearchStrategy) -> st.SearchStrategy:
+    return st.lists(values, min_size=0, max_size=4).map(lambda xs: ",".join(str(x) for x in xs))
+
+
+SWEEP_LISTS = {
+    "--seeds": _comma_list(st.one_of(st.integers(-3, 2**33), st.just("x"))),
+    "--lr": _comma_list(st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.just(2e-4))),
+    "--b1": _comma_list(st.floats(-1, 2)),
+}
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lists=st.fixed_dictionaries({}, optional=SWEEP_LISTS),
+       values=st.fixed_dictionaries({}, optional={k: FLAG_VALUES[k] for k in ("--batch-size", "--eps",
+                                                                            "--sample-every")}))
+def test_any_sweep_lists_start_a_sweep_or_exit_2_creating_nothing(lists, values, tiny_data, tmp_path,
+                                                                   monkeypatch, capsys):
+    from jax_gan import sweep
+
+    monkeypatch.setattr(sweep.PopulationTrainer, "start", lambda self, runs, dataset, resume: None)
+    monkeypatch.setattr(driver, "train_loop", lambda *args, **kwargs: 0)  # Validation is the subject.
+    out = tmp_path / "runs" / "sweep"
+    shutil.rmtree(tmp_path / "runs", ignore_errors=True)
+    argv = [*TINY, "--data-dir", str(tiny_data), "--max-steps", "2", "--out-dir", str(out), "--quiet"]
+    for flag, value in {**lists, **values}.items():
+        argv += [f"{flag}={value}"]
+    try:
+        code = sweep.main(argv)
+    except SystemExit as e:  # argparse: a usage line and one error line.
+        code = e.code
+    assert "Traceback" not in capsys.readouterr().err
+    event(f"exit {code}")
+    if code == 0:
+        assert (out / rundir.MARKER).exists() and (out / rundir.SWEEP_PLAN).exists()
+    else:
+        assert code == 2
+        assert not (tmp_path / "runs").exists(), "a refused sweep created its folder"
