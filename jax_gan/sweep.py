@@ -34,6 +34,7 @@ import dataclasses
 import functools
 import itertools
 import json
+import os
 import shutil
 import sys
 from collections.abc import Mapping, Sequence
@@ -55,6 +56,7 @@ from gan_core.data import Dataset
 from gan_core.digest import array_sha256
 from gan_core.epoch import EpochResult
 from gan_core.errors import UserError, first_line
+from gan_core.peers import PeerWatch
 from jax_gan import backend
 from jax_gan.checkpoint import Checkpointer
 from jax_gan.train import read_best_meta
@@ -277,6 +279,7 @@ class PopulationTrainer(driver.Trainer):
         self.manager: ocp.CheckpointManager | None = None
         self.checkpointers: dict[tuple[int, str], Checkpointer] = {}
         self.restored: tuple[MemberState, int] | None = None
+        self.peers: PeerWatch | None = None
         self.step = 0
         self._cache: tuple[int, dict[int, TrainState]] | None = None
 
@@ -360,6 +363,8 @@ class PopulationTrainer(driver.Trainer):
     # --- training ---
 
     def start(self, runs: Sequence[driver.Run], dataset: Dataset, resume: bool) -> Population:
+        if jax.process_count() > 1:
+            self.peers = PeerWatch(self.root, jax.process_index(), jax.process_count())
         self.images = global_array(dataset.images, self.replicated)
         population = initial_population(self.members, self.slots, self.member_sharding, self.swept)
         if resume and self._restore() is not None:
@@ -388,7 +393,7 @@ class PopulationTrainer(driver.Trainer):
         members have."""
         if jax.process_count() == 1:
             return stop, done
-        flags = multihost_utils.process_allgather(np.asarray([stop, done], np.int32))
+        flags = collective(multihost_utils.process_allgather, np.asarray([stop, done], np.int32))
         return int(flags[:, 0].max()), bool(flags[:, 1].all())
 
     def _member(self, population: Population, run: int) -> TrainState:
@@ -421,7 +426,8 @@ class PopulationTrainer(driver.Trainer):
         """summary.json, summary.md and the contact sheet, by process 0 from every process's part."""
         write_summary(self.root, [summary_row(r, step) for r in runs], jax.process_index())
         if jax.process_count() > 1:
-            multihost_utils.sync_global_devices("jax_gan.sweep: summary parts written")
+            collective(multihost_utils.sync_global_devices, "jax_gan.sweep: summary parts written")
+            self.peers.stop(finished=True)  # No collective follows: a process may end before the others.
         if jax.process_index() == 0:
             rows = read_summaries(self.members, self.root, jax.process_count())
             merge_summaries(rows, self.root, step)
@@ -431,6 +437,8 @@ class PopulationTrainer(driver.Trainer):
                       f"{self.root / 'summary.md'}")
 
     def close(self) -> None:
+        if self.peers is not None:
+            self.peers.stop(finished=False)
         for checkpointer in self.checkpointers.values():
             checkpointer.close()
         if self.manager is not None:
@@ -547,7 +555,7 @@ def check_same_plan(members: list[Member], args: argparse.Namespace) -> None:
     text = json.dumps([[m.run_dir, m.config.to_dict()] for m in members] + [args.out_dir, args.resume,
                                                                             args.overwrite], sort_keys=True)
     digest = np.asarray([int(array_sha256(np.frombuffer(text.encode(), np.uint8))[:15], 16)], np.int64)
-    digests = multihost_utils.process_allgather(digest)
+    digests = collective(multihost_utils.process_allgather, digest)
     different = [p for p in range(len(digests)) if digests[p, 0] != digests[0, 0]]
     if different:
         raise UserError(f"process(es) {', '.join(map(str, different))} run another plan or other flags than "
@@ -576,9 +584,40 @@ def main_body(argv: Sequence[str] | None) -> int:
                                      overwrite=args.overwrite, quiet=args.quiet, stop=stop)
 
 
+EXIT_PEER = 4  # Another process of the sweep stopped: this one stops too.
+
+
+class PeerLost(UserError):
+    """A collective failed: another process of the sweep has stopped."""
+
+
+def collective(operation, *args):
+    """A collective across the sweep's processes; a peer that died is `PeerLost`, not a traceback."""
+    try:
+        return operation(*args)
+    except Exception as e:  # noqa: BLE001 - XLA reports a lost peer as ValueError or RuntimeError.
+        raise PeerLost(f"another process of this sweep stopped ({first_line(e)}); this one stops too. "
+                       "Resume from the last checkpoint with --resume, on every process") from e
+
+
 @cli.main_guard
+def guarded_main(argv: Sequence[str] | None) -> int:
+    try:
+        return main_body(argv)
+    except PeerLost as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_PEER
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    return main_body(argv)
+    code = guarded_main(argv)
+    if code and jax.process_count() > 1:
+        # jax.distributed's shutdown waits for every process at exit: with one gone, it would
+        # wait for the coordination service's timeout, then abort with a C++ stack trace.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 if __name__ == "__main__":

@@ -56,14 +56,20 @@ def test_a_locked_run_folder_refuses_a_second_trainer_and_changes_nothing(progra
     out = tmp_path / "out"
     assert _main(program, out, tiny_data, "--max-steps", "3") == 0
     for run in _runs(program, out):
-        before = (run / "metrics.jsonl").read_text()
         held = rundir.RunLock(run).acquire()
+        before = _files(out)
         try:
             assert _main(program, out, tiny_data, "--resume", "--max-steps", "6", first=False) == 2
             assert "is in use by process" in _error(capsys)
         finally:
             held.release()
-        assert (run / "metrics.jsonl").read_text() == before
+        assert _files(out) == before  # Refused before it read or wrote anything.
+
+
+def _files(folder: Path) -> dict[str, tuple[int, int]]:
+    """Every file but the lock files (which a refused start opens): size and modification time."""
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in folder.rglob("*") if p.is_file() and not p.name.endswith(".lock")}
 
 
 @pytest.mark.parametrize("program", PROGRAMS)

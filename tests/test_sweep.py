@@ -231,3 +231,26 @@ def test_a_stop_on_one_process_stops_both_at_the_same_step_and_resumes(tmp_path)
         _, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err[-3000:]
     assert json.loads((out / "summary.json").read_text())["steps"] == step + 79
+
+
+@pytest.mark.slow
+def test_a_dead_process_is_one_line_and_a_bounded_exit_on_the_others(tmp_path):
+    out = tmp_path / "sweep"
+    flags = [*TINY, "--seeds", "0,1", "--epochs", "100000"]
+    procs = _spawn_processes(out, [[], []], flags)
+    try:
+        deadline = time.time() + 300
+        while not (out / "seed1-lr0.0002" / "metrics.jsonl").exists():
+            assert time.time() < deadline and all(p.poll() is None for p in procs)
+            time.sleep(0.1)
+        procs[1].kill()
+        killed = time.time()
+        _, err = procs[0].communicate(timeout=120)
+    finally:
+        for p in procs:
+            p.kill()
+    assert procs[0].returncode == sweep.EXIT_PEER, err[-3000:]
+    assert time.time() - killed < 60  # XLA's own coordination service aborts after minutes.
+    assert "Traceback" not in err and "Check failure" not in err
+    [line] = [line for line in err.splitlines() if line.startswith("error:")]
+    assert "another process of this sweep stopped" in line
