@@ -21,7 +21,16 @@ from gan_core.config import DROPOUT_MASKS, Config
 from gan_core.data import load_dataset
 from jax_gan.convert import checkpoint_to_state, params_to_torch, state_to_checkpoint, torch_to_params
 from jax_gan.models import init_params, make_models
-from jax_gan.train_step import bce_with_logits, create_train_state, generate, train_epoch, train_step
+from jax_gan.train_step import (
+    bce_with_logits,
+    create_train_state,
+    discriminator_loss,
+    generate,
+    generator_loss,
+    train_epoch,
+    train_step,
+)
+from parity_tests.masks import recording_step, torch_masks, torch_order
 from torch_reference import models as torch_models
 from torch_reference import train_step as torch_step
 
@@ -220,44 +229,58 @@ def saturated_losses(logit: float = 200.0) -> tuple[float, float]:
     return torch_loss, jax_loss
 
 
+@precise
+def check_saturated_bce() -> Check:
+    torch_loss, jax_loss = saturated_losses()
+    return Check("saturated BCE (logit 200, label 0): |torch - 100|", abs(torch_loss - 100), 1e-6,
+                 f"torch clamps at {torch_loss:g}; the logit form gives {jax_loss:g}")
+
+
 # 5. Gradients of both losses.
-def _jax_grads(state, real, z):
+def jax_grads(state, real, z, train: bool = False):
+    """jax_gan's G and D gradients for one batch, through its own `generator_loss` and
+    `discriminator_loss`; `train` keeps dropout on (within a `mask_tape`: train_checks).
+
+    As in the step: D's gradient from the fakes G's loss made, G held fixed.
+    """
     g, d = make_models(CONFIG)
     real = jnp.asarray(real)[..., None]
 
-    def loss_g(params_g):
-        fake = g.apply({"params": params_g}, z, train=False)
-        return bce_with_logits(d.apply({"params": state.params_d}, fake, train=False), 1.0)
+    def generator(params_g):
+        return lambda z: g.apply({"params": params_g}, z, train=train)
 
-    fake = g.apply({"params": state.params_g}, z, train=False)
+    def discriminator(params_d):
+        return lambda x: d.apply({"params": params_d}, x, train=train)
 
-    def loss_d(params_d):
-        lr = d.apply({"params": params_d}, real, train=False)
-        lf = d.apply({"params": params_d}, fake, train=False)
-        return (bce_with_logits(lr, 1.0) + bce_with_logits(lf, 0.0)) / 2
-
-    grads_g = jax.grad(loss_g)(state.params_g)
-    return params_to_torch(grads_g), params_to_torch(jax.grad(loss_d)(state.params_d))
+    grads_g, fake = jax.grad(lambda p: generator_loss(generator(p), discriminator(state.params_d), z),
+                             has_aux=True)(state.params_g)
+    grads_d, _ = jax.grad(lambda p: discriminator_loss(discriminator(p), real, fake),
+                          has_aux=True)(state.params_d)
+    return params_to_torch(grads_g), params_to_torch(grads_d)
 
 
 def torch_grads(tstate, real, z, train: bool = False):
-    """The reference's G and D gradients for one batch; `train` keeps dropout on (train_checks)."""
+    """The reference's G and D gradients for one batch, through its `generator_loss` and
+    `discriminator_loss`; `train` keeps dropout on (within `torch_masks`: train_checks)."""
     g, d = tstate.g, tstate.d
     g.train(train)
     d.train(train)
-    bce = torch.nn.BCELoss()
-    real = torch.from_numpy(real)[:, None]
-    z = torch.from_numpy(z)
     g.zero_grad()
     d.zero_grad()
-    fake = g(z)
-    bce(d(fake), torch.ones(len(z), 1)).backward()
+    loss_g, fake = torch_step.generator_loss(g, d, torch.from_numpy(z))
+    loss_g.backward()
     grads_g = {k: p.grad.numpy().copy() for k, p in g.named_parameters()}
     d.zero_grad()
-    loss_d = (bce(d(real), torch.ones(len(z), 1)) + bce(d(fake.detach()), torch.zeros(len(z), 1))) / 2
+    loss_d, _ = torch_step.discriminator_loss(d, torch.from_numpy(real)[:, None], fake.detach())
     loss_d.backward()
     grads_d = {k: p.grad.numpy().copy() for k, p in d.named_parameters()}
     return grads_g, grads_d
+
+
+def gradient_gap(ours, theirs) -> float:
+    """Largest |g_jax - g_torch| / ||g_torch|| over every parameter tensor of both losses."""
+    return float(max(np.abs(jg[name] - tg[name]).max() / np.linalg.norm(tg[name])
+                     for jg, tg in zip(ours, theirs, strict=True) for name in tg))
 
 
 @precise
@@ -266,22 +289,29 @@ def check_gradients() -> Check:
     tstate = torch_pair()
     state = jax_state_from_torch(tstate)
     real, z = real_batches(1, 64)[0], latents(1, 64)[0]
-    worst = 0.0
-    for jg, tg in zip(_jax_grads(state, real, z), torch_grads(tstate, real, z), strict=True):
-        for name in tg:
-            worst = max(worst, np.abs(jg[name] - tg[name]).max() / np.linalg.norm(tg[name]))
-    return Check("gradients of loss_G and loss_D (max diff / norm)", float(worst), 1e-5)
+    worst = gradient_gap(jax_grads(state, real, z), torch_grads(tstate, real, z))
+    return Check("gradients of loss_G and loss_D (max diff / norm)", worst, 1e-5)
 
 
-# 6. Optimizer: one step, then 100 full steps.
-def run_both(steps: int, config: Config = CONFIG, seed: int = 0, float64: bool = False):
-    """Both frameworks from the same weights, same real batches and z, dropout off.
+# 6. Optimizer: one step, then whole trajectories (dropout off here, on in train_checks).
+METRICS = ("loss_g", "loss_d", "d_real", "d_fake", "d_acc")
+TRAJECTORY_STEPS = 100
+MARKS = (1, 10, 20, 50, 100)  # Steps after which the parameters are compared.
 
-    `float64=True` runs both in double precision (torch .double(), jax x64), where
-    rounding no longer hides any difference in the algorithm itself.
-    Returns (jax losses, torch losses, max param diff after each step).
+
+def run_both(steps: int, config: Config = CONFIG, seed: int = 0, float64: bool = False,
+             dropout: bool = False) -> tuple[np.ndarray, np.ndarray, dict[int, float]]:
+    """Both trainers for `steps` steps from the same weights on the same real batches and z.
+
+    `dropout=False` runs both steps with dropout off; `dropout=True` runs the
+    production step, which draws its own masks, and the reference replays them
+    (`parity_tests.masks`). `float64=True` runs both in double precision (torch
+    .double(), jax x64), where rounding no longer hides any difference in the
+    algorithm itself. Returns (jax metrics, torch metrics, {step: max param diff}
+    after each of MARKS and the last step); metrics are (steps, 5) arrays of METRICS.
     """
     dtype = np.float64 if float64 else np.float32
+    batch = config.batch_size
     with jax.enable_x64(float64):
         tstate = torch_pair(config, seed)
         if float64:
@@ -289,17 +319,33 @@ def run_both(steps: int, config: Config = CONFIG, seed: int = 0, float64: bool =
             tstate.opt_g = torch_step.make_optimizer(tstate.g, config)
             tstate.opt_d = torch_step.make_optimizer(tstate.d, config)
         state = jax_state_from_torch(tstate, config, dtype)
-        reals = real_batches(steps, config.batch_size, seed).astype(dtype)
-        zs = latents(steps, config.batch_size, seed + 1).astype(dtype)
-        jl, tl, drift = [], [], []
-        for real, z in zip(reals, zs, strict=True):
-            state, m = jit_train_step(state, real, config=config, z=z, dropout=False)
-            tstate, t = torch_step.train_step(tstate, torch.from_numpy(real)[:, None], config,
-                                              torch.from_numpy(z), dropout=False)
-            jl.append((float(m["loss_g"]), float(m["loss_d"])))
-            tl.append((float(t["loss_g"]), float(t["loss_d"])))
-            drift.append(max_param_diff(state, tstate))
-    return np.array(jl), np.array(tl), np.array(drift)
+        reals = real_batches(steps, batch, seed).astype(dtype)
+        zs = latents(steps, batch, seed + 1).astype(dtype)
+        jm, tm, drift = [], [], {}
+        for k, (real, z) in enumerate(zip(reals, zs, strict=True), 1):
+            treal, tz = torch.from_numpy(real)[:, None], torch.from_numpy(z)
+            if dropout:
+                state, m, masks, _ = recording_step(state, real, config, z)
+                with torch_masks([tstate.g, tstate.d], torch_order(masks, batch)):
+                    tstate, t = torch_step.train_step(tstate, treal, config, tz, dropout=True)
+            else:
+                state, m = jit_train_step(state, real, config=config, z=z, dropout=False)
+                tstate, t = torch_step.train_step(tstate, treal, config, tz, dropout=False)
+            jm.append([float(m[name]) for name in METRICS])
+            tm.append([float(t[name]) for name in METRICS])
+            if k in MARKS or k == steps:
+                drift[k] = max_param_diff(state, tstate)
+            if int(state.step) != tstate.step:  # Both count steps (z and masks are keyed by it).
+                drift[steps] = math.inf
+                break
+    return np.array(jm), np.array(tm), drift
+
+
+@functools.cache
+def trajectory(dropout: bool, float64: bool) -> tuple[np.ndarray, np.ndarray, dict[int, float]]:
+    """`run_both` for TRAJECTORY_STEPS steps, computed once a process: every step count's
+    checks read their prefix of it (the first k batches and z do not depend on the length)."""
+    return precise(run_both)(TRAJECTORY_STEPS, float64=float64, dropout=dropout)
 
 
 @precise
@@ -307,39 +353,50 @@ def check_one_adam_step() -> Check:
     """Adam's first update is lr * g / (|g| + eps), about lr * sign(g): for the few weights
     whose gradient is near eps, float32 rounding in g moves it by a fraction of lr (2e-4)."""
     _, _, drift = run_both(1)
-    return Check("one train step: parameters (max abs diff)", float(drift[-1]), 1e-5,
+    return Check("one train step: parameters (max abs diff)", float(drift[1]), 1e-5,
                  "5% of one Adam step (lr 2e-4)")
 
 
 @precise
-def check_trajectory(steps: int = 100, float64: bool = True) -> tuple[Check, Check]:
-    """Both trainers for `steps` steps from the same start on the same batches.
+def check_trajectory(steps: int = 100, float64: bool = True, dropout: bool = False) -> tuple[Check, Check]:
+    """Both trainers for `steps` steps from the same start on the same batches (and, with
+    `dropout`, the same masks): the first `steps` of `trajectory(dropout, float64)`.
 
-    In float64 the two agree to ~1e-12: the algorithms are the same. In float32
+    In float64 the two agree to ~1e-15: the algorithms are the same. In float32
     they start ~1e-6 apart (different matmul summation orders) and the gap grows
     about tenfold every 20 steps: Adam normalizes each gradient element, so a
     weight whose gradient is mostly rounding noise, or a ReLU whose input sits at
     0, takes a different step. That is chaos in GAN training, not a bug, so the
     float32 check bounds the growth: over 20 steps losses within 1e-4 and weights
     within 1e-3 (5 Adam steps of lr 2e-4); over 100 steps both within 1e-2.
+
+    Dropout off compares the losses (float64: within 1e-4). Dropout on compares
+    D's mean outputs on real and fake batches too, and in float64 its accuracy
+    (in float32 a logit at 0 may flip a count), float64 within 1e-12.
     """
-    jl, tl, drift = run_both(steps, float64=float64)
-    rel = np.abs(jl - tl).max(axis=1) / np.abs(tl).max(axis=1)
-    marks = [m for m in (1, 10, 20, 50, steps) if m <= steps]
+    if steps not in MARKS or steps > TRAJECTORY_STEPS:
+        raise ValueError(f"trajectories are compared after {MARKS} steps, not {steps}")
+    jm, tm, drift = trajectory(dropout, float64)
+    cols = slice(0, 2) if not dropout else slice(None) if float64 else slice(0, 4)
+    jm, tm = jm[:steps, cols], tm[:steps, cols]
+    rel = np.abs(jm - tm).max(axis=1) / np.abs(tm).max(axis=1)
+    marks = [m for m in MARKS if m <= min(steps, len(rel))]
+    what = "loss and D-metric rel diff" if dropout else "loss rel diff"
     note = ("max param diff after " + "/".join(map(str, marks)) + " steps: "
-            + "/".join(f"{drift[i - 1]:.1e}" for i in marks)
-            + "; loss rel diff: " + "/".join(f"{rel[i - 1]:.1e}" for i in marks))
-    precision = "float64" if float64 else "float32"
+            + "/".join(f"{drift[i]:.1e}" for i in marks)
+            + f"; {what}: " + "/".join(f"{rel[i - 1]:.1e}" for i in marks))
     if float64:
-        tol_loss = tol_params = 1e-4
+        tol_loss = tol_params = 1e-12 if dropout else 1e-4
     elif steps <= 20:
         tol_loss, tol_params = 1e-4, 1e-3
     else:
         tol_loss = tol_params = 1e-2
-    return (Check(f"{steps} train steps, {precision}: per-step losses (max rel diff)",
-                  float(rel.max()), tol_loss, note),
-            Check(f"{steps} train steps, {precision}: final parameters (max abs diff)",
-                  float(drift[-1]), tol_params))
+    precision = "float64" if float64 else "float32"
+    prefix = f"{steps} train steps, {'dropout on, ' if dropout else ''}{precision}"
+    measured = "per-step losses and D metrics" if dropout else "per-step losses"
+    return (Check(f"{prefix}: {measured} (max rel diff)", float(rel.max()), tol_loss, note),
+            Check(f"{prefix}: final parameters (max abs diff)",
+                  float(drift[steps] if len(rel) == steps else math.inf), tol_params))
 
 
 # 7. Dropout.

@@ -1,35 +1,31 @@
-"""JAX port vs PyTorch reference. Each test fails if the implementations diverge."""
+"""JAX port vs PyTorch reference: each test fails if the implementations diverge.
+
+`test_check` asserts every check of `parity_tests.registry`, the list the
+report prints; a check's markers come from its entry there.
+"""
 
 import numpy as np
 import pytest
 
-from parity_tests import checks
-from tests.helpers import fake_digits, write_idx_split
+from parity_tests import checks, registry
 
 
-def _assert(check):
-    assert check.passed, f"{check.name}: {check.measured:.3g} > {check.tolerance:.3g} {check.note}"
+@pytest.fixture(scope="session")
+def mnist_dir(tmp_path_factory):
+    return registry.fake_mnist(tmp_path_factory.mktemp("mnist"))
 
 
-# Checks that measure one difference each, in the order of the README's table.
-SINGLE_CHECKS = [
-    checks.check_shapes,
-    checks.check_init,
-    checks.check_forward_generator,
-    checks.check_forward_discriminator,
-    checks.check_loss,
-    checks.check_gradients,
-    checks.check_one_adam_step,
-    checks.check_dropout,
-    checks.check_dropout_eval,
-    checks.check_checkpoint_round_trip,
-    checks.check_weights_round_trip,
-]
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("data")  # The quality scorer trains its classifier here once.
 
 
-@pytest.mark.parametrize("check", SINGLE_CHECKS, ids=lambda f: f.__name__.removeprefix("check_"))
-def test_single_check(check):
-    _assert(check())
+@pytest.mark.parametrize("entry", [pytest.param(e, id=e.id, marks=[getattr(pytest.mark, m) for m in e.marks])
+                                   for e in registry.CHECKS])
+def test_check(entry, request):
+    results = entry.checks(**{name: request.getfixturevalue(name) for name in entry.needs})
+    failed = [f"{c.name}: {c.measured:.3g} > {c.tolerance:.3g} {c.note}" for c in results if not c.passed]
+    assert results and not failed, "\n".join(failed)
 
 
 def test_bce_loss_saturated_regime_differs_as_documented():
@@ -38,27 +34,7 @@ def test_bce_loss_saturated_regime_differs_as_documented():
     assert jax_loss == pytest.approx(200.0)  # The logit form is exact.
 
 
-@pytest.mark.parametrize("steps, float64", [(100, True), (20, False), (100, False)])
-def test_train_step_trajectory(steps, float64):
-    losses, params = checks.check_trajectory(steps, float64)
-    _assert(losses)
-    _assert(params)
-
-
-def test_data_identical_through_torchvision(tmp_path):
-    images, labels = fake_digits(50)
-    for split in ("train", "test"):
-        write_idx_split(tmp_path / "MNIST" / "raw", images, labels, split, gz=False)
-    _assert(checks.check_data(tmp_path))
-
-
-@pytest.mark.slow
-@pytest.mark.statistical
-def test_behaviour_in_distribution():
-    for check in checks.check_behaviour():
-        _assert(check)
-
-
+@pytest.mark.jax_version
 def test_convert_cli_round_trips_a_reference_checkpoint(tmp_path):
     import torch
 
