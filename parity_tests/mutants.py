@@ -42,20 +42,27 @@ SCORE_PREFIX = "Mutation score:"
 IGNORED = shutil.ignore_patterns(".git", "__pycache__", ".pytest_cache", "runs", "data", ".venv*",
                                  "*.egg-info", ".mutmut-cache", "html", "mutants")
 
-# The tests each mutant runs, cheapest and likeliest killer first (pytest stops at the first failure).
-P, T = "parity_tests/test_parity.py", "parity_tests/test_train_parity.py"
-SHAPES, INIT = f"{P}::test_single_check[shapes]", f"{P}::test_single_check[init]"
-FWD_G, FWD_D = f"{P}::test_single_check[forward_generator]", f"{P}::test_single_check[forward_discriminator]"
-DROPOUT = f"{P}::test_single_check[dropout]"
-TRAJ64 = f"{P}::test_train_step_trajectory[100-True]"
-DATA = f"{P}::test_data_identical_through_torchvision"
-FWD_TRAIN_G = f"{T}::test_train_check[forward_train_generator]"
-FWD_TRAIN_D = f"{T}::test_train_check[forward_train_discriminator]"
-MASKS = f"{T}::test_train_check[production_masks]"
-ORDER_JAX, ORDER_TORCH = f"{T}::test_train_check[data_order_jax]", f"{T}::test_train_check[data_order_torch]"
-DTRAJ64 = f"{T}::test_trajectory_with_dropout_on_and_the_same_masks[100-True]"
-Z = f"{T}::test_step_draws_standard_normal_z_like_torch_randn"
-EPOCH_SAMPLES = f"{T}::test_train_check[epoch_samples]"
+# The tests each mutant runs, cheapest and likeliest killer first (pytest stops at the first failure):
+# `test_check[ID]` asserts the registry's check ID (`parity_tests/registry.py`).
+P = "parity_tests/test_parity.py"
+
+
+def check(check_id: str) -> str:
+    return f"{P}::test_check[{check_id}]"
+
+
+SHAPES, INIT = check("shapes"), check("init")
+FWD_G, FWD_D = check("forward_generator"), check("forward_discriminator")
+GRADS = check("gradients")
+DROPOUT = check("dropout")
+TRAJ64 = check("trajectory_float64_100")
+DATA = check("data")
+FWD_TRAIN_G, FWD_TRAIN_D = check("forward_train_generator"), check("forward_train_discriminator")
+MASKS = check("production_masks")
+ORDER_JAX, ORDER_TORCH = check("data_order_jax"), check("data_order_torch")
+DTRAJ64 = check("trajectory_dropout_float64_100")
+Z = check("latents")
+EPOCH_SAMPLES = check("epoch_samples")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,11 +97,12 @@ def m(name: str, what: str, path: str, old: str, new: str, *tests: str) -> Mutan
 
 JS, JM, JD = "jax_gan/train_step.py", "jax_gan/models.py", "jax_gan/dropout.py"
 TS, TM = "torch_reference/train_step.py", "torch_reference/models.py"
-D_STEP_FAKES = "both = jnp.concatenate([real, jax.lax.stop_gradient(fake)])"
+D_STEP_FAKES = "real, jax.lax.stop_gradient(fake)),"
+D_IN_G_STEP = "discriminator(state.params_d, d_drop_g)"
 HIDDEN_DENSE = '            x = dense(self.hidden_dim, x.shape[-1], self.init_scheme, f"Dense_{index}")(x)\n'
 HIDDEN_DROPOUT = " " * 12 + "x = Dropout(self.dropout_rate, self.dropout_masks)(x, deterministic=not train)\n"
 ACTIVATION = " " * 12 + "x = self.activation(x)\n"
-G_UPDATE = ("    loss_g = F.binary_cross_entropy(d(fake), ones)\n    loss_g.backward()\n"
+G_UPDATE = ("    state.opt_g.zero_grad()\n    loss_g, fake = generator_loss(g, d, z)\n    loss_g.backward()\n"
             "    state.opt_g.step()\n")
 
 MUTANTS: tuple[Mutant, ...] = (
@@ -128,24 +136,23 @@ MUTANTS: tuple[Mutant, ...] = (
       "_fmix32(_fmix32(counter ^ words[0]) + words[-1])", "_fmix32(_fmix32(counter))", MASKS),
     # The JAX port: the step.
     m("g-step-no-dropout", "G trained with dropout off in its own step", JS,
-      'fake = g.apply({"params": params_g}, z, train=dropout,',
-      'fake = g.apply({"params": params_g}, z, train=False,', MASKS, DTRAJ64),
+      'return lambda z: g.apply({"params": params_g}, z, train=dropout,',
+      'return lambda z: g.apply({"params": params_g}, z, train=False,', MASKS, DTRAJ64),
     m("d-in-g-step-no-dropout", "D without dropout when it judges G's fakes in G's step", JS,
-      'logits = d.apply({"params": state.params_d}, fake, train=dropout,',
-      'logits = d.apply({"params": state.params_d}, fake, train=False,', MASKS, DTRAJ64),
+      D_IN_G_STEP, 'lambda x: d.apply({"params": state.params_d}, x, train=False)', MASKS, DTRAJ64),
     m("d-step-no-dropout", "D trained with dropout off in its own step", JS,
-      "logits = d.apply({\"params\": params_d}, both, train=dropout,",
-      "logits = d.apply({\"params\": params_d}, both, train=False,", MASKS, DTRAJ64),
+      "discriminator(p, d_drop_d)", 'lambda x: d.apply({"params": p}, x, train=False)', MASKS, DTRAJ64),
     m("shared-dropout-key", "D's dropout in G's step reuses G's key: correlated masks", JS,
-      'rngs={"dropout": d_drop_g}', 'rngs={"dropout": g_drop}', MASKS),
+      D_IN_G_STEP, "discriminator(state.params_d, g_drop)", MASKS),
     m("d-loss-not-averaged", "D's loss is the sum of the real and fake BCEs, not their mean", JS,
       "(bce_with_logits(real_logits, 1.0) + bce_with_logits(fake_logits, 0.0)) / 2",
-      "(bce_with_logits(real_logits, 1.0) + bce_with_logits(fake_logits, 0.0))", DTRAJ64),
+      "(bce_with_logits(real_logits, 1.0) + bce_with_logits(fake_logits, 0.0))", GRADS, DTRAJ64),
     m("d-labels-swapped", "D's labels swapped: real 0, fake 1", JS,
       "(bce_with_logits(real_logits, 1.0) + bce_with_logits(fake_logits, 0.0)) / 2",
-      "(bce_with_logits(real_logits, 0.0) + bce_with_logits(fake_logits, 1.0)) / 2", DTRAJ64),
+      "(bce_with_logits(real_logits, 0.0) + bce_with_logits(fake_logits, 1.0)) / 2", GRADS, DTRAJ64),
     m("g-label", "G trained towards label 0 (helping D)", JS,
-      "return bce_with_logits(logits, 1.0), fake", "return bce_with_logits(logits, 0.0), fake", DTRAJ64),
+      "return bce_with_logits(discriminator(fake), 1.0), fake",
+      "return bce_with_logits(discriminator(fake), 0.0), fake", GRADS, DTRAJ64),
     m("adam-b1", "Adam beta1 0.5", JS, "b1=config.b1", "b1=0.5", DTRAJ64),
     m("adam-b2", "Adam beta2 0.99", JS, "b2=config.b2", "b2=0.99", DTRAJ64),
     m("adam-eps", "Adam eps 1e-7 (optax's own default is 1e-8, PyTorch's too)", JS,
@@ -160,9 +167,9 @@ MUTANTS: tuple[Mutant, ...] = (
       "jax.random.fold_in(state.key, state.step)", "jax.random.fold_in(state.key, 0)", Z),
     m("d-sees-updated-g", "G/D update order: D trains on fakes from the already-updated G", JS,
       D_STEP_FAKES,
-      "both = jnp.concatenate([real, jax.lax.stop_gradient(g.apply({'params': optax.apply_updates("
-      "state.params_g, tx.update(grads_g, state.opt_state_g, state.params_g)[0])}, z, train=dropout, "
-      "rngs={'dropout': g_drop}))])", TRAJ64),
+      "real, jax.lax.stop_gradient(g.apply({'params': optax.apply_updates(state.params_g, "
+      "tx.update(grads_g, state.opt_state_g, state.params_g)[0])}, z, train=dropout, "
+      "rngs={'dropout': g_drop}))),", TRAJ64),
     m("no-stop-gradient", "no stop-gradient: G's update also follows D's loss through the fakes", JS,
       "updates_g, opt_state_g = tx.update(grads_g,",
       "grads_g = jax.tree.map(jnp.add, grads_g, jax.grad(lambda pg: bce_with_logits(d.apply("
@@ -186,11 +193,11 @@ MUTANTS: tuple[Mutant, ...] = (
       "return (x - np.float32(0.5)) / np.float32(0.5)", "return x", DATA),
     # The PyTorch reference.
     Mutant("ref-update-order", "reference: D's step before G's (G then trains against the updated D)", TS,
-           (("    state.opt_g.zero_grad()\n    fake = g(z)\n" + G_UPDATE, "    fake = g(z)\n"),
-            ("    state.opt_d.step()\n", "    state.opt_d.step()\n    state.opt_g.zero_grad()\n" + G_UPDATE)),
+           ((G_UPDATE, "    fake = g(z)\n"),
+            ("    state.opt_d.step()\n", "    state.opt_d.step()\n" + G_UPDATE)),
            (TRAJ64,)),
     m("ref-no-detach", "reference: the fakes not detached in D's step", TS,
-      "p_fake = d(fake.detach())", "p_fake = d(fake)", TRAJ64),
+      "discriminator_loss(d, real, fake.detach())", "discriminator_loss(d, real, fake)", TRAJ64),
     m("ref-leaky-slope", "reference: D's LeakyReLU slope 0.2", TM,
       "nn.Linear(image_size * image_size, hidden_dim),\n            nn.LeakyReLU(leaky_slope),",
       "nn.Linear(image_size * image_size, hidden_dim),\n            nn.LeakyReLU(0.2),", FWD_D),
@@ -198,7 +205,8 @@ MUTANTS: tuple[Mutant, ...] = (
       "            nn.Dropout(dropout_rate),\n            nn.Linear(hidden_dim, image_size * image_size),",
       "            nn.Linear(hidden_dim, image_size * image_size),", FWD_TRAIN_G),
     m("ref-z-uniform", "reference: z from torch.rand (uniform on [0, 1))", TS,
-      "z = torch.randn(n, config.latent_dim,", "z = torch.rand(n, config.latent_dim,", Z),
+      "z = torch.randn(real.size(0), config.latent_dim,", "z = torch.rand(real.size(0), config.latent_dim,",
+      Z),
     m("ref-no-shuffle", "reference: the data in file order", TS,
       "order = torch.randperm(len(images), generator=epoch_generator(config, epoch))",
       "order = torch.arange(len(images))", ORDER_TORCH),
@@ -339,18 +347,17 @@ def score_line() -> str:
 # The general-purpose tool: mutmut 2 over the JAX step, models and dropout.
 TOOL_PATHS = ("jax_gan/train_step.py", "jax_gan/models.py", "jax_gan/dropout.py")
 D = "tests/test_dropout.py"
-SINGLE = f"{P}::test_single_check"
 TOOL_TESTS = {  # By file, then by top-level function or class; cheapest first.
     "jax_gan/dropout.py": {
-        "": (D, DROPOUT, f"{SINGLE}[dropout_eval]", f"{T}::test_train_check[mask_injection_is_production]",
+        "": (D, DROPOUT, check("dropout_eval"), check("mask_injection_is_production"),
              FWD_TRAIN_G, MASKS, DTRAJ64),
     },
     "jax_gan/models.py": {
-        "": (SHAPES, INIT, FWD_G, FWD_D, f"{SINGLE}[gradients]", FWD_TRAIN_G, FWD_TRAIN_D,
+        "": (SHAPES, INIT, FWD_G, FWD_D, GRADS, FWD_TRAIN_G, FWD_TRAIN_D,
              f"{D}::test_every_layer_and_step_draws_a_fresh_mask", MASKS, DTRAJ64),
     },
     "jax_gan/train_step.py": {
-        "": (f"{SINGLE}[one_adam_step]", Z, MASKS, DTRAJ64, TRAJ64),
+        "": (check("one_adam_step"), Z, MASKS, DTRAJ64, TRAJ64),
         "epoch_permutation": (ORDER_JAX,),
         "train_epoch": (ORDER_JAX, EPOCH_SAMPLES),
         "generate": (FWD_G,),
