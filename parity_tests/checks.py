@@ -8,9 +8,11 @@ set for each check alone (`precise`), so importing this module changes nothing.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import math
+from collections.abc import Iterator
 
 import jax
 import jax.numpy as jnp
@@ -57,23 +59,27 @@ class Check:
         return bool(self.measured <= self.tolerance)
 
 
-def precise(check):
-    """Run `check` with JAX's float32 matmuls at full precision, as torch's are on a CPU.
+@contextlib.contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """Torch on one thread within the block: the checks' matrices are small, and on a busy
+    two-core machine a second OpenMP thread mostly spin-waits (a float64 reference step
+    ran 8x slower with two threads than with one; the tutorial's recipe, 5x)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
-    Also with torch on one thread: the checks' matrices are small, and on a
-    busy two-core machine a second OpenMP thread mostly spin-waits (a float64
-    reference step ran 8x slower with two threads than with one).
-    """
+
+def precise(check):
+    """Run `check` with JAX's float32 matmuls at full precision, as torch's are on a CPU,
+    and torch on one thread (`one_torch_thread`)."""
 
     @functools.wraps(check)
     def wrapper(*args, **kwargs):
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            with jax.default_matmul_precision("highest"):
-                return check(*args, **kwargs)
-        finally:
-            torch.set_num_threads(threads)
+        with one_torch_thread(), jax.default_matmul_precision("highest"):
+            return check(*args, **kwargs)
 
     return wrapper
 
