@@ -14,6 +14,7 @@ tutorial's notebook can load.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import sys
 from collections.abc import Mapping, Sequence
@@ -29,7 +30,7 @@ from gan_core import rundir
 from gan_core.cli import add_debug_flag, main_guard
 from gan_core.config import Config
 from gan_core.errors import CheckpointError, UserError, first_line
-from gan_core.tutorial_checkpoint import LAYERS, check_payload, param_names, tensor_checksums
+from gan_core.tutorial_checkpoint import LAYERS, TUTORIAL_KEYS, check_payload, param_names, tensor_checksums
 from jax_gan import checkpoint
 from jax_gan.checkpoint import Checkpointer
 from jax_gan.train_step import TrainState
@@ -139,7 +140,8 @@ def state_to_checkpoint(state: Any, config: Config, epoch: int) -> dict[str, Any
 
 
 def read_pth(src: Path) -> tuple[dict[str, Any], Config]:
-    """A tutorial-layout `.pth` and its config, checked against each other."""
+    """A tutorial-layout `.pth` and its config, checked against each other and for usable values
+    (`gan_core.tutorial_checkpoint.check_payload`)."""
     try:
         payload = torch.load(src, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - torch.load fails in many ways on a bad file.
@@ -148,20 +150,36 @@ def read_pth(src: Path) -> tuple[dict[str, Any], Config]:
 
 
 def import_torch_checkpoint(src: Path, out_dir: Path) -> int:
+    """Write `src` as a new jax_gan run in `out_dir`; every check is made before anything is created,
+    and a run that fails to write (a full disk) is removed again."""
     payload, config = read_pth(src)
+    missing = [k for k in TUTORIAL_KEYS if k not in payload]
+    if missing:  # A run continues from them: the optimizers' state and the epoch count.
+        raise CheckpointError(f"{src} lacks '{missing[0]}', one of the tutorial's keys "
+                              f"({', '.join(TUTORIAL_KEYS)}); it cannot be imported as a run")
     state = checkpoint_to_state(payload, config)
+    meta = {"config": config.to_dict(), "epoch": int(payload["epoch"]),
+            "dataset_used": payload.get("dataset_used"), "framework": "jax", "converted_from": str(src)}
+    created = not rundir.checked(out_dir.exists, out_dir)
     out_dir, lock = rundir.prepare_out_dir(out_dir, resume=False, overwrite=False)
     try:
         rundir.save_config(out_dir, config, {"converted_from": str(src)})
         checkpointer = Checkpointer(out_dir / "checkpoints", keep=config.keep_checkpoints)
         try:
-            checkpointer.save(state, {"config": config.to_dict(), "epoch": int(payload["epoch"]),
-                                      "dataset_used": payload.get("dataset_used"),
-                                      "framework": "jax", "converted_from": str(src)})
+            checkpointer.save(state, meta)
         finally:
             checkpointer.close()
-    finally:
+    except BaseException:
+        with contextlib.suppress(OSError):  # Nothing half-imported is left; a user's own files stay.
+            rundir.remove_run_outputs(out_dir)
+            (out_dir / rundir.MARKER).unlink()
         lock.release()
+        with contextlib.suppress(OSError):
+            (out_dir / rundir.LOCK).unlink()
+            if created:
+                out_dir.rmdir()
+        raise
+    lock.release()
     return int(state.step)
 
 
@@ -174,6 +192,7 @@ def export_torch_checkpoint(src: Path, dest: Path, overwrite: bool = False) -> i
     payload = state_to_checkpoint(state, config, int(meta.get("epoch", 0)))
     payload["dataset_used"] = meta.get("dataset_used")
     payload["checksums"] = tensor_checksums(payload)
+    check_payload(payload, str(src))  # What an import would refuse (NaN weights) is not written either.
     buffer = io.BytesIO()  # Serialized first: a full disk is then an OSError naming the file.
     torch.save(payload, buffer)
     with rundir.atomic_write(dest, "wb") as f:  # Never a truncated .pth at `dest`.

@@ -21,14 +21,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from gan_core import metrics, rundir
+from gan_core import rundir
 from gan_core.cli import add_debug_flag, main_guard
 from gan_core.config import DATASETS, Config
 from gan_core.errors import UserError
 from jax_gan import backend
 from jax_gan.quality import serve
 from jax_gan.quality.inputs import read_input
-from jax_gan.quality.scores import METRIC_KEYS, assess, load_reference
+from jax_gan.quality.scores import METRIC_KEYS, MIN_SAMPLES, TOO_FEW, assess, load_reference
 
 NUM = 10_000
 
@@ -64,6 +64,18 @@ def table(scores: dict[str, Any], details: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def check_json(out: Path) -> None:
+    """Refuse a --json that cannot be written now, not after minutes of scoring."""
+    if rundir.checked(out.is_dir, out):
+        raise UserError(f"--json {out} is a directory; name a file")
+    if not rundir.checked(out.parent.is_dir, out.parent):
+        raise UserError(f"--json: directory {out.parent} does not exist")
+    try:
+        rundir.probe_writable(out.parent)
+    except OSError as e:
+        raise UserError(f"--json: cannot write in {out.parent}: {e.strerror or e}") from e
+
+
 @main_guard
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m jax_gan.evaluate", description=__doc__,
@@ -91,14 +103,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return serve.serve(args.dataset or Config().dataset, args.data_dir or Config().data_dir)
     if args.input is None:
         p.error("the following arguments are required: input")
-    if args.num <= metrics.K:
-        raise UserError(f"--num must be at least {metrics.K + 1} for the k-NN metrics (k={metrics.K}), "
-                        f"got {args.num}")
+    if args.num < MIN_SAMPLES:
+        raise UserError(f"--num must be at least {MIN_SAMPLES}, got {args.num}; {TOO_FEW}")
     if args.seed < 0:
         raise UserError(f"--seed must be non-negative, got {args.seed}")
     out = Path(args.json) if args.json else None
-    if out is not None and not rundir.checked(out.parent.is_dir, out.parent):
-        raise UserError(f"directory {out.parent} does not exist")
+    if out is not None:
+        check_json(out)
     backend.platform()
     source = read_input(Path(args.input), args.num, args.seed)
     dataset = args.dataset or source.dataset or Config().dataset

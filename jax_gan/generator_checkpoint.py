@@ -13,6 +13,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from flax import traverse_util
+
 from gan_core import rundir
 from gan_core.config import Config
 from gan_core.errors import CheckpointError, UserError
@@ -42,10 +45,23 @@ def load_generator(path: str | Path) -> TrainedGenerator:
     framework = run_framework(path)
     if framework == "jax":
         state, config, meta = checkpoint.load(path)
-        return TrainedGenerator(state.params_g, config, meta, int(state.step), "jax_gan")
-    if framework == "torch":
-        return _from_pth(checkpoint_path(path))
-    raise CheckpointError(f"{path} holds no checkpoint: expected {RUN_LAYOUT}")
+        generator = TrainedGenerator(state.params_g, config, meta, int(state.step), "jax_gan")
+    elif framework == "torch":  # A .pth's weights are checked as it is read, D's and Adam's too.
+        generator = _from_pth(checkpoint_path(path))
+    else:
+        raise CheckpointError(f"{path} holds no checkpoint: expected {RUN_LAYOUT}")
+    check_finite(generator, path)
+    return generator
+
+
+def check_finite(generator: TrainedGenerator, path: Path) -> None:
+    """Refuse weights that would draw NaN images (a diverged or damaged checkpoint), whatever wrote them."""
+    flat = traverse_util.flatten_dict(generator.params, sep="/")
+    bad = {name: int(np.size(v) - np.count_nonzero(np.isfinite(v))) for name, v in flat.items()}
+    name = next((k for k, count in bad.items() if count), None)
+    if name is not None:
+        raise CheckpointError(f"{path}: the generator's {name} holds {bad[name]} value(s) that are not "
+                              "finite (NaN or infinite); it would draw NaN images")
 
 
 def _from_pth(path: Path) -> TrainedGenerator:

@@ -354,7 +354,7 @@ def _bad_inputs(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
         "uint8": ([npy("u8.npy", np.full((10, 28, 28), 255, np.uint8))], "values must lie in [-1, 1]"),
         "nan": ([npy("nan.npy", np.full((10, 28, 28), np.nan, np.float32))], "NaN or infinite"),
         "few": ([npy("few.npy", np.zeros((3, 28, 28), np.float32))], "too few"),
-        "num": ([ok, "--num", "2"], "--num must be at least 4"),
+        "num": ([ok, "--num", "2"], "--num must be at least 129"),
         "missing": ([str(tmp_path / "nowhere")], "does not exist"),
         "no checkpoints": ([str(tmp_path / "empty_run")], "no checkpoint"),
         "not a run": ([str(tmp_path / "not_a_run")], "holds no checkpoint"),

@@ -20,6 +20,7 @@ SHA-256 checksums, so a damaged cache is detected and retrained, never trusted.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -29,7 +30,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -108,8 +109,10 @@ def load_splits(dataset: str = "mnist", data_dir: str | os.PathLike = "data", *,
     class with a fixed seed: 70% trains the classifier, 10% validates, 20% is the
     reference. Those reference digits are still in the GAN's training set.
     """
-    images, labels, used, _ = data.load_arrays(dataset, data_dir, "train",
-                                               allow_download=allow_download, warn=warn)
+    raw = data.raw_folder(dataset, data_dir) if dataset in data.RAW_FOLDERS else None
+    with no_new_empty_folders(raw):  # A failed download (offline: mnist-sample instead) created it.
+        images, labels, used, _ = data.load_arrays(dataset, data_dir, "train",
+                                                   allow_download=allow_download, warn=warn)
     if used == "mnist-sample":
         test_files, files = None, (data.mnist_sample_path(),)
     else:
@@ -304,7 +307,8 @@ def cached_or_trained(splits: Splits, data_dir: str | os.PathLike, recipe: Recip
             _discard(folder)
     clf = train_classifier(splits, recipe, log)
     try:
-        write_cache(folder, clf)
+        with no_new_empty_folders(folder.parent):
+            write_cache(folder, clf)
         log(f"cached it in {folder}")
     except OSError as e:
         log(f"warning: could not cache the classifier in {folder} ({e.strerror or e}); "
@@ -367,6 +371,29 @@ def read_cache(folder: Path, recipe: Recipe = RECIPE) -> Classifier:
                                               strict=True)):
         raise CacheError("its weights do not match the recipe's shapes")
     return Classifier(params, {k: v for k, v in meta.items() if k != "checksums"}, recipe)
+
+
+@contextlib.contextmanager
+def no_new_empty_folders(folder: Path | None) -> Iterator[None]:
+    """Remove again `folder` and its parents that did not exist before and are still empty after.
+
+    Scoring reads a data folder, and writes to it only the classifier it trains; a download that
+    fails creates its folder first, and a cache that cannot be written leaves its parent: neither may
+    leave an empty `data/` behind. Only empty folders are removed (`rmdir`), so nothing written there
+    meanwhile, by this process or another, is ever lost.
+    """
+    try:
+        new = [p for p in (folder, *folder.parents) if not p.exists()] if folder is not None else []
+    except OSError:  # An unusable path: whatever reads it says so.
+        new = []
+    try:
+        yield
+    finally:
+        for path in new:  # Deepest first.
+            try:
+                path.rmdir()
+            except OSError:
+                break
 
 
 def _discard(folder: Path) -> None:

@@ -19,13 +19,22 @@ import numpy as np
 
 from gan_core import metrics
 from gan_core.data import normalize
-from gan_core.errors import UserError
+from gan_core.errors import DataError, UserError
 from jax_gan.quality import classifier
 
 PARZEN_VALIDATION = 1_000  # Validation digits that choose the Parzen width: plenty for one number.
 METRIC_KEYS = ("fid", "precision", "recall", "density", "coverage", "class_entropy", "classes_covered",
                "confidence", "parzen_ll", "parzen_se")
 KEYS = (*METRIC_KEYS, "num_samples", "reference_split", "classifier_accuracy")
+# The fewest images a score means anything for. FID fits a Gaussian to the classifier's features: the
+# covariance of N samples has rank at most N - 1, so it is singular below features + 1 = 129. The k-NN
+# metrics compare with as many real digits as there are samples, and among a few dozen points every
+# k-NN ball (k=3) is so wide that it holds anything: 4 uniform-noise images scored precision 1 and
+# coverage 1, 64 still scored some, 129 score 0 while 129 real digits score about 0.9.
+MIN_SAMPLES = classifier.RECIPE.features + 1
+TOO_FEW = (f"the scores need at least {MIN_SAMPLES}: FID's {MIN_SAMPLES - 1}-dimensional feature "
+           f"covariance is singular with fewer, and so few points make k-NN balls (k={metrics.K}) so wide "
+           "that even noise reads as realistic")
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -48,6 +57,9 @@ def load_reference(dataset: str = "mnist", data_dir: str | os.PathLike = "data",
     key = (dataset, str(Path(data_dir).resolve()), classifier.RECIPE)
     if key not in _REFERENCES:
         clf, splits = classifier.load_with_splits(dataset, data_dir, allow_download=allow_download)
+        if len(splits.test[0]) < MIN_SAMPLES:
+            raise DataError(f"the {splits.reference} are {len(splits.test[0])} images, too few to compare "
+                            f"with; {TOO_FEW}")
         test = normalize(splits.test[0])
         features, _ = clf.embed(test)
         val = splits.val[0][:PARZEN_VALIDATION]
@@ -84,9 +96,8 @@ def check_images(images: Any, where: str = "images") -> np.ndarray:
     if len(x) and (x.min() < -1 - 1e-6 or x.max() > 1 + 1e-6):
         raise UserError(f"{where}: values must lie in [-1, 1] (the generator's tanh range), got "
                         f"[{x.min():g}, {x.max():g}]; scale uint8 pixels p as p / 127.5 - 1")
-    if len(x) <= metrics.K:
-        raise UserError(f"{where}: {len(x)} images are too few; the k-nearest-neighbour metrics "
-                        f"(k={metrics.K}) need at least {metrics.K + 1}")
+    if len(x) < MIN_SAMPLES:
+        raise UserError(f"{where}: {len(x)} images are too few to score; {TOO_FEW}")
     return np.clip(x, -1.0, 1.0)
 
 

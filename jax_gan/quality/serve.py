@@ -54,6 +54,9 @@ def serve(dataset: str, data_dir: str, requests: TextIO = sys.stdin, replies: Te
             request = json.loads(line)
             folders.add(Path(request["images"]).parent)
             images = np.load(request["images"], allow_pickle=False)
+            if not isinstance(images, np.ndarray):  # A .npz archive, whatever its name.
+                images.close()
+                raise UserError(f"{request['images']} is a .npz archive, not one .npy array")
             scores, _ = assess(images, reference, seed=int(request.get("seed", 0)), parzen=False)
             reply({k: scores[k] for k in TRAINING_KEYS})
         except UserError as e:
