@@ -95,7 +95,8 @@ class Config:
                              "classes) every this many epochs and at the end, into metrics.jsonl; "
                              "a trainer also keeps the best-FID state (RUN/best, RUN/best.pth); "
                              "0: never", low=0, high=10**6)
-    eval_num: int = option(10_000, "samples drawn for each quality score", low=4, high=100_000)
+    eval_num: int = option(10_000, "samples drawn for each quality score (at least 129: FID's 128 "
+                           "features need more samples than dimensions)", low=129, high=100_000)
 
     @property
     def image_dim(self) -> int:

@@ -507,3 +507,18 @@ def test_any_sweep_lists_start_a_sweep_or_exit_2_creating_nothing(lists, values,
     else:
         assert code == 2
         assert not (tmp_path / "runs").exists(), "a refused sweep created its folder"
+
+
+def test_a_checkpoint_with_non_finite_weights_is_refused_even_with_consistent_sums(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert jax_train.main([*TINY, "--dataset", "mnist-sample", "--max-steps", "3", "--out-dir", str(out),
+                           "--quiet"]) == 0
+    state, _, meta = checkpoint.load(out)
+    broken = state.replace(step=state.step + 1,
+                           params_g=jax.tree.map(lambda x: x.at[(0,) * x.ndim].set(np.nan), state.params_g))
+    manager = checkpoint.Checkpointer(out / "checkpoints")
+    manager.save(broken, {k: v for k, v in meta.items() if k != "checksums"})  # Sums of the NaNs.
+    manager.close()
+    assert jax_sample.main(["--checkpoint", str(out), "--out", str(tmp_path / "s.npy")]) == 2
+    assert "holds non-finite values" in _one_line_error(capsys)
+    assert not (tmp_path / "s.npy").exists()

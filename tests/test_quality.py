@@ -124,7 +124,7 @@ def test_the_worker_scores_as_evaluate_does_and_reports_bad_input(data_dir):
 
 def test_eval_flags_are_checked(tmp_path, capsys):
     for flags, message in ((["--eval-every", "-1"], "--eval-every must be in [0,"),
-                           (["--eval-num", "3"], "--eval-num must be in [4,")):
+                           (["--eval-num", "128"], "--eval-num must be in [129,")):
         assert jax_train.main(["--out-dir", str(tmp_path / "x"), *flags]) == 2
         assert message in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
