@@ -25,8 +25,10 @@ def test_flop_count_by_hand():
 @pytest.mark.slow
 def test_quick_run_over_all_cpu_backends(tmp_path):
     out = tmp_path / "bench.json"
-    code = throughput.main(["--device", "cpu", "--quick", "--batch-sizes", "64",
-                            "--json", str(out)])
+    # One thread each (the harness's --threads): a second one mostly spin-waits on a busy
+    # 2-core machine. Workers start side by side (--parallel-start): their compiles overlap.
+    code = throughput.main(["--device", "cpu", "--quick", "--batch-sizes", "64", "--threads", "1",
+                            "--parallel-start", "--json", str(out)])
     assert code == 0
     result = json.loads(out.read_text())
     records = {r["backend"]: r for r in result["records"]}
@@ -63,8 +65,8 @@ def test_a_backend_that_hangs_is_recorded_as_failed(tmp_path):
 @pytest.mark.slow
 def test_sweep_backend_records_population_scaling(tmp_path):
     out = tmp_path / "sweep.json"
-    code = throughput.main(["--device", "cpu", "--quick", "--batch-sizes", "64", "--backends",
-                            "jax-scan,jax-sweep", "--populations", "1,3", "--json", str(out)])
+    code = throughput.main(["--device", "cpu", "--quick", "--batch-sizes", "64", "--threads", "1",
+                            "--backends", "jax-scan,jax-sweep", "--populations", "1,3", "--json", str(out)])
     assert code == 0
     records = {r["backend"]: r for r in json.loads(out.read_text())["records"]}
     assert set(records) == {"jax-scan", "jax-sweep@1", "jax-sweep@3"}
