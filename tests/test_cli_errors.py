@@ -79,8 +79,9 @@ def test_resume_without_a_run(main, tmp_path, capsys):
     assert code == 2 and "no previous run" in _error(capsys)
 
 
-@pytest.mark.parametrize("main", [jax_sample.main, torch_sample.main])
-def test_sample_missing_or_corrupt_checkpoint(main, tmp_path, capsys):
+@pytest.mark.parametrize("main", [pytest.param(jax_sample.main, id="jax", marks=pytest.mark.jax_version),
+                                  pytest.param(torch_sample.main, id="torch")])
+def test_sample_missing_or_corrupt_checkpoint(main, tmp_path, capsys):  # Orbax's errors, in JAX.
     code = main(["--checkpoint", str(tmp_path / "absent"), "--out", str(tmp_path / "s.npy")])
     assert code == 2 and "does not exist" in _error(capsys)
     corrupt = tmp_path / "corrupt"

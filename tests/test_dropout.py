@@ -8,6 +8,9 @@ import pytest
 
 from jax_gan.dropout import Dropout, hash_bits, keep_mask
 
+# Every mask here is JAX's arithmetic (and Flax's, for threefry): CI runs them under each JAX.
+pytestmark = pytest.mark.jax_version
+
 
 def _fmix32_reference(x: int) -> int:
     """MurmurHash3's fmix32, written from its C definition."""

@@ -1,4 +1,8 @@
-"""The JAX trainer end to end, on the offline MNIST sample."""
+"""The JAX trainer end to end, on the offline MNIST sample.
+
+Tests marked jax_version read or write Orbax checkpoints, or compare JAX's numbers (bit-identical
+resumes, the same seed, dropout masks): CI runs them under each JAX it installs.
+"""
 
 import json
 import os
@@ -37,6 +41,7 @@ def run_100(tmp_path_factory):
     return out
 
 
+@pytest.mark.jax_version
 def test_smoke_run_writes_every_output(run_100):
     records = _metrics(run_100)
     assert records[0]["step"] == 0 and records[-1]["step"] == 99
@@ -51,6 +56,7 @@ def test_smoke_run_writes_every_output(run_100):
     assert int(state.step) == 100 and config.dataset == "mnist-sample" and meta["epoch"] == 1
 
 
+@pytest.mark.jax_version
 def test_resume_is_bit_identical(run_100, tmp_path):
     code, out = _run(tmp_path, "split", "--epochs", "2", "--max-steps", "50", "--sample-every", "40")
     assert code == 0
@@ -63,6 +69,7 @@ def test_resume_is_bit_identical(run_100, tmp_path):
     assert [r for r in _metrics(out) if r["step"] != 49] == _metrics(run_100)
 
 
+@pytest.mark.jax_version
 def test_sample_and_interpolate(run_100, tmp_path):
     npy = tmp_path / "s.npy"
     assert sample.main(["--checkpoint", str(run_100), "--num", "100", "--out", str(npy)]) == 0
@@ -77,6 +84,7 @@ def test_sample_and_interpolate(run_100, tmp_path):
     assert np.load(raw).shape == (10, 28, 28)
 
 
+@pytest.mark.jax_version
 def test_resume_refuses_structural_changes(run_100, capsys):
     code = jax_train.main(["--out-dir", str(run_100), "--resume", "--batch-size", "32"])
     assert code == 2 and "cannot change --batch-size" in capsys.readouterr().err
@@ -92,6 +100,7 @@ def run_threefry(tmp_path_factory):
     return out
 
 
+@pytest.mark.jax_version
 def test_threefry_dropout_masks_train_a_different_but_finite_run(run_100, run_threefry):
     out = run_threefry
     _, config, _ = checkpoint.load(out)
@@ -102,6 +111,7 @@ def test_threefry_dropout_masks_train_a_different_but_finite_run(run_100, run_th
     assert losses != hashed  # Same weights and data; only the masks differ.
 
 
+@pytest.mark.jax_version
 def test_nonfinite_loss_stops_logs_the_good_steps_and_saves_nothing(tmp_path, capsys):
     code, out = _run(tmp_path, "nan", "--epochs", "1", "--lr", "1e30", "--log-every", "1")
     assert code == 3
@@ -111,6 +121,7 @@ def test_nonfinite_loss_stops_logs_the_good_steps_and_saves_nothing(tmp_path, ca
     assert [r["step"] for r in _metrics(out)] == [0]
 
 
+@pytest.mark.jax_version
 @pytest.mark.slow
 def test_sigterm_saves_and_resume_continues(tmp_path):
     out = tmp_path / "run"
@@ -146,6 +157,7 @@ def test_default_command_falls_back_offline_with_one_warning(tmp_path):
     assert len(warnings) == 1 and "mnist-sample" in warnings[0]
 
 
+@pytest.mark.jax_version
 def test_runs_saved_before_dropout_masks_existed_resume_with_threefry(run_threefry, tmp_path):
     code, old = _run(tmp_path, "old", "--epochs", "1", "--max-steps", "10", "--dropout-masks", "threefry")
     assert code == 0
@@ -162,6 +174,7 @@ def test_runs_saved_before_dropout_masks_existed_resume_with_threefry(run_threef
     assert _leaves_equal(checkpoint.load(old)[0], checkpoint.load(run_threefry)[0])
 
 
+@pytest.mark.jax_version
 def test_library_entry_point_trains_like_the_command_with_the_same_seed(run_100, tmp_path):
     # A second run of the same seed: the same losses, step for step (training is deterministic).
     from gan_core.config import Config
