@@ -187,6 +187,7 @@ def test_overwrite_removes_run_files_and_keeps_user_files(tiny_data, tmp_path):
                                                                        "step_0000002.png"]
 
 
+@pytest.mark.jax_version
 @pytest.mark.slow
 def test_a_live_run_refuses_a_second_trainer_and_kill_9_leaves_no_stale_lock(tiny_data, tmp_path, capsys):
     out = tmp_path / "run"
@@ -220,6 +221,7 @@ def uninterrupted(tiny_data, tmp_path_factory) -> Path:
     return out
 
 
+@pytest.mark.jax_version
 @pytest.mark.slow
 @pytest.mark.parametrize("moment", ["random", "during-save"])
 def test_kill_9_then_resume_is_bit_identical(moment, uninterrupted, tiny_data, tmp_path):
@@ -259,6 +261,7 @@ def _flip_bytes(path: Path, count: int, seed: int) -> None:
     path.write_bytes(bytes(data))
 
 
+@pytest.mark.jax_version
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_flipped_bytes_are_reported_and_resume_falls_back(seed, uninterrupted, tmp_path, capsys):
@@ -275,6 +278,7 @@ def test_flipped_bytes_are_reported_and_resume_falls_back(seed, uninterrupted, t
     assert _leaves_equal(checkpoint.load(run)[0], checkpoint.load(uninterrupted)[0])
 
 
+@pytest.mark.jax_version
 def test_arrays_that_do_not_match_their_checksums_are_refused(tmp_path, capsys):
     out = tmp_path / "run"
     assert jax_train.main([*TINY, "--dataset", "mnist-sample", "--max-steps", "3", "--out-dir", str(out),
@@ -293,6 +297,7 @@ def test_arrays_that_do_not_match_their_checksums_are_refused(tmp_path, capsys):
     assert "array(s) fail their SHA-256 check" in _one_line_error(capsys)
 
 
+@pytest.mark.jax_version
 def test_a_config_that_disagrees_with_its_arrays_is_refused(tmp_path, capsys):
     out = tmp_path / "run"
     assert jax_train.main([*TINY, "--dataset", "mnist-sample", "--max-steps", "3", "--out-dir", str(out),
@@ -344,6 +349,7 @@ def small_disk(path: Path, size: str):
         subprocess.run(["umount", "-l", str(path)], check=False)
 
 
+@pytest.mark.jax_version
 @pytest.mark.slow
 @pytest.mark.parametrize("program", ["jax_gan.train", "torch_reference.train", "jax_gan.sweep"])
 def test_a_full_disk_is_one_line_and_keeps_earlier_checkpoints(program, tiny_data, tmp_path):
@@ -450,6 +456,7 @@ def test_a_full_disk_at_start_is_one_line_and_leaves_no_lock_file(program, tiny_
         assert not out.exists()
 
 
+@pytest.mark.jax_version
 def test_a_checkpoint_rotated_away_while_read_is_read_again_not_called_corrupt(tiny_data, tmp_path,
                                                                                 monkeypatch):
     out = tmp_path / "run"
@@ -509,6 +516,7 @@ def test_any_sweep_lists_start_a_sweep_or_exit_2_creating_nothing(lists, values,
         assert not (tmp_path / "runs").exists(), "a refused sweep created its folder"
 
 
+@pytest.mark.jax_version
 def test_a_checkpoint_with_non_finite_weights_is_refused_even_with_consistent_sums(tmp_path, capsys):
     out = tmp_path / "run"
     assert jax_train.main([*TINY, "--dataset", "mnist-sample", "--max-steps", "3", "--out-dir", str(out),

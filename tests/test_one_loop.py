@@ -15,6 +15,9 @@ from jax_gan import sweep
 from jax_gan import train as jax_train
 from tests.helpers import fake_digits, write_idx_split
 
+# Sharding, Orbax checkpoints and compiled numbers: each JAX generation again.
+pytestmark = pytest.mark.jax_version
+
 TINY = ["--hidden-dim", "16", "--latent-dim", "8", "--no-download", "--quiet", "--sample-every", "2",
         "--log-every", "1"]
 PROGRAMS = {"train": (jax_train.main, []), "sweep": (sweep.main, ["--seeds", "0,1"])}

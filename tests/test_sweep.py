@@ -18,6 +18,9 @@ from jax_gan import checkpoint, evaluate, sweep
 from jax_gan import sample as jax_sample
 from jax_gan import train as jax_train
 
+# Sharding, Orbax checkpoints and compiled numbers: each JAX generation again.
+pytestmark = pytest.mark.jax_version
+
 ROOT = Path(__file__).resolve().parent.parent
 # A small model: whether members equal single runs does not depend on its size.
 COMMON = ["--dataset", "mnist-sample", "--epochs", "1", "--max-steps", "40", "--sample-every", "20",
