@@ -189,8 +189,9 @@ class Checkpointer:
         nonfinite = [k for k, v in saved.items() if np.issubdtype(np.asarray(v).dtype, np.floating)
                      and not np.isfinite(v).all()]
         if nonfinite:
-            raise CheckpointError(f"checkpoint {where} holds non-finite values (e.g. {nonfinite[0]}); a "
-                                  "run never saves them, so it was changed after it was written")
+            raise CheckpointError(f"checkpoint {where} holds values that are not finite (e.g. "
+                                  f"{nonfinite[0]}); a run never saves them, so it was changed after "
+                                  "it was written")
         return flax.serialization.from_state_dict(template, jax.device_put(tree)), meta
 
     def restore_latest_good(self) -> tuple[TrainState, dict[str, Any]]:

@@ -528,5 +528,5 @@ def test_a_checkpoint_with_non_finite_weights_is_refused_even_with_consistent_su
     manager.save(broken, {k: v for k, v in meta.items() if k != "checksums"})  # Sums of the NaNs.
     manager.close()
     assert jax_sample.main(["--checkpoint", str(out), "--out", str(tmp_path / "s.npy")]) == 2
-    assert "holds non-finite values" in _one_line_error(capsys)
+    assert "holds values that are not finite" in _one_line_error(capsys)
     assert not (tmp_path / "s.npy").exists()
