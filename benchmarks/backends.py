@@ -193,18 +193,18 @@ def make_jax_sweep(config: Config, images: np.ndarray, device: str, population: 
     from jax_gan import sweep
 
     members = sweep.plan(config, list(range(population)), [config.lr], [config.b1])
-    _, member_sharding, replicated = sweep.mesh_sharding()
+    member_sharding, replicated = sweep.mesh_sharding()
     slots = sweep.slots_for(population, jax.device_count())
-    pop = sweep.initial_population(members, slots, member_sharding, swept=())._replace(fixed_z=None)
+    state = sweep.initial_population(members, slots, member_sharding, swept=()).state
     data = sweep.global_array(images, replicated)
     full = len(images) // config.batch_size
 
     def run(steps: int) -> None:
-        nonlocal pop
+        nonlocal state
         if steps > full:
             raise ValueError(f"jax-sweep times at most one epoch ({full} full batches)")
-        pop, metrics, _, _ = sweep.population_epoch(pop, data, config, 0, steps)
-        jax.block_until_ready((pop.state, metrics))
+        state, metrics = sweep.population_epoch(state, None, data, config=config, start=0, stop=steps)[:2]
+        jax.block_until_ready((state, metrics))
 
     run.epoch_steps = full
     return run
