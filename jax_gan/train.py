@@ -9,7 +9,7 @@ between calls the host logs, saves sample grids and checkpoints.
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -98,23 +98,21 @@ def as_rows(result: EpochResult) -> EpochResult:
 
 def restore_latest_good(folder: Path) -> tuple[TrainState, dict[str, Any]] | None:
     """The newest checkpoint in `folder` that verifies; None when it holds none."""
-    if not folder.is_dir() or not any(p.name.isdigit() for p in folder.iterdir()):
-        return None
-    checkpointer = Checkpointer(folder, create=False)
-    try:
-        return checkpointer.restore_latest_good()
-    finally:
-        checkpointer.close()
+    return read_checkpoints(folder, Checkpointer.restore_latest_good)
 
 
 def read_best_meta(out_dir: Path) -> dict[str, Any] | None:
     """The metadata of a run's best-FID checkpoint (`RUN/best`); None when it has none."""
-    folder = Path(out_dir) / rundir.BEST
+    return read_checkpoints(Path(out_dir) / rundir.BEST, Checkpointer.restore_meta)
+
+
+def read_checkpoints(folder: Path, read: Callable[[Checkpointer], Any]) -> Any:
+    """`read(checkpointer)` over the checkpoints in `folder`; None when it holds none."""
     if not folder.is_dir() or not any(p.name.isdigit() for p in folder.iterdir()):
         return None
     checkpointer = Checkpointer(folder, create=False)
     try:
-        return checkpointer.restore_meta()
+        return read(checkpointer)
     finally:
         checkpointer.close()
 
