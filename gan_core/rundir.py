@@ -46,11 +46,19 @@ def require_previous_run(out_dir: Path) -> None:
 
 
 def refuse_sweep(out_dir: Path, program: str) -> None:
-    """A single run's command never resumes or replaces a sweep's folder: it would mix the two."""
+    """A single run's command never resumes or replaces a sweep's folder, nor one of its members':
+    the sweep resumes its members from its own checkpoint, so the two would mix."""
     if checked(lambda: (out_dir / SWEEP_PLAN).exists(), out_dir):
         raise UserError(f"{out_dir} holds a sweep, not a run of python -m {program}; resume it with "
-                        f"python -m jax_gan.sweep --out-dir {out_dir} --resume, or name one member's "
-                        "folder")
+                        f"python -m jax_gan.sweep --out-dir {out_dir} --resume")
+    try:
+        sweep = json.loads((out_dir / "config.json").read_text()).get("sweep")
+    except (OSError, ValueError, AttributeError):
+        return
+    if sweep:
+        raise UserError(f"{out_dir} is a member of the sweep in {sweep}; resume the sweep with "
+                        f"python -m jax_gan.sweep --out-dir {sweep} --resume (sample, evaluate and "
+                        "convert read a member as they read any run)")
 
 
 def checked(probe, path: Path):
@@ -190,14 +198,12 @@ def remove_run_outputs(out: Path) -> None:
             folder.rmdir()
 
 
-def remove_run(out: Path) -> None:
-    """Remove a run that is not running: what it wrote, its marker and its folder if nothing is left."""
-    if not (out / MARKER).exists():
-        return
-    lock = RunLock(out).acquire()
+def remove_run(out: Path, lock: RunLock) -> None:
+    """Remove a run whose lock the caller holds: what it wrote, its marker, and its folder if
+    nothing else is left."""
     try:
         remove_run_outputs(out)
-        (out / MARKER).unlink()
+        (out / MARKER).unlink(missing_ok=True)
     finally:
         lock.release()
     (out / LOCK).unlink(missing_ok=True)

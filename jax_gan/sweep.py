@@ -159,9 +159,10 @@ def resolve_plan(args: argparse.Namespace, saved: dict[str, Any] | None) -> tupl
     lists = {k: saved[LISTS[k]] for k in SWEPT}
     changed = [k for k, v in given.items() if v != lists[k]]
     if changed:
-        raise UserError(f"cannot change {', '.join(cli.flag_name(k) for k in changed)} when resuming a "
-                        f"sweep (it has {', '.join(f'{k}={lists[k]}' for k in changed)}); start a new "
-                        "sweep in another --out-dir instead")
+        flags = {"seed": "--seeds", "lr": "--lr", "b1": "--b1"}
+        raise UserError(f"cannot change {', '.join(flags[k] for k in changed)} when resuming a sweep (it "
+                        f"has {', '.join(f'{flags[k]} {lists[k]}' for k in changed)}); start a new sweep "
+                        "in another --out-dir instead")
     base = Config.from_dict(saved["base"])
     cli.check_resumable(base, overrides)
     return dataclasses.replace(base, **overrides), lists
@@ -303,12 +304,24 @@ class PopulationTrainer(driver.Trainer):
                 self.root_lock = rundir.RunLock(self.root, root_lock_name()).acquire()
             return
         old = read_sweep(self.root) if overwrite and (self.root / rundir.SWEEP_PLAN).exists() else None
-        _, self.root_lock = rundir.prepare_out_dir(self.root, resume=resume, overwrite=overwrite,
-                                                   lock=self.root_lock)
+        # Members of the replaced sweep that this one does not train again: every one locked
+        # before anything is removed, so a member in use refuses the overwrite with nothing lost.
+        stale = [self.root / name for name in sorted(set((old or {}).get("members", []))
+                                                      - {m.run_dir for m in self.members})]
+        held: list[tuple[Path, rundir.RunLock]] = []
+        try:
+            for folder in stale:
+                if (folder / rundir.MARKER).exists():
+                    held.append((folder, rundir.RunLock(folder).acquire()))
+            _, self.root_lock = rundir.prepare_out_dir(self.root, resume=resume, overwrite=overwrite,
+                                                       lock=self.root_lock)
+        except BaseException:
+            for _, lock in held:
+                lock.release()
+            raise
+        for folder, lock in held:
+            rundir.remove_run(folder, lock)
         (self.root / "samples").rmdir()  # Grids go to the members' folders.
-        if old:  # Members of the replaced sweep that this one does not train again.
-            for name in set(old.get("members", [])) - {m.run_dir for m in self.members}:
-                rundir.remove_run(self.root / name)
         plan_json = {"base": self.members[0].config.to_dict(), "framework": "jax",
                      "dataset_used": self.dataset_name, **{LISTS[k]: v for k, v in self.lists.items()},
                      "members": [m.run_dir for m in self.members], "slots": self.slots}
@@ -468,14 +481,28 @@ def save_population(manager: ocp.CheckpointManager, state: MemberState, step: in
 
 def summary_row(r: driver.RunProgress, step: int) -> dict[str, Any]:
     """A member's line of summary.json; quality metrics are its last scores (with --eval-every)."""
+    last = r.last or last_losses(r.out_dir)  # A resume that trained nothing more reads them back.
     row = {"seed": r.config.seed, "lr": r.config.lr, "b1": r.config.b1, "run_dir": r.out_dir.name,
            "status": "diverged" if r.diverged_at is not None else "trained",
-           "diverged_at_step": r.diverged_at, "steps": step, "last_checkpoint": r.last_saved,
-           **{k: r.last.get(k) for k in ("loss_g", "loss_d", "d_acc")}}
+           "diverged_at_step": r.diverged_at,
+           "steps": step if r.diverged_at is None else r.diverged_at,
+           "last_checkpoint": latest_checkpoint(r.out_dir),
+           **{k: last.get(k) for k in ("loss_g", "loss_d", "d_acc")}}
     if r.config.eval_every:
         scores = r.scores or last_scores(r.out_dir)
         row.update({k: (scores.get(k) if r.diverged_at is None else None) for k in quality.KEYS})
     return row
+
+
+def last_losses(run_dir: Path) -> dict[str, Any]:
+    records = rundir.loss_records(rundir.read_metrics(run_dir / "metrics.jsonl"))
+    return records[-1] if records else {}
+
+
+def latest_checkpoint(run_dir: Path) -> int | None:
+    """The step of a member's newest checkpoint, as its folder holds it."""
+    steps = [int(p.name) for p in (run_dir / "checkpoints").glob("*") if p.name.isdigit()]
+    return max(steps, default=None)
 
 
 def last_scores(run_dir: Path) -> dict[str, Any]:

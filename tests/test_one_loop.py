@@ -140,7 +140,7 @@ def test_a_sweep_resume_refuses_other_lists(tiny_data, tmp_path, capsys):
     out = tmp_path / "out"
     assert _main("sweep", out, tiny_data, "--max-steps", "3") == 0
     assert _main("sweep", out, tiny_data, "--resume", "--seeds", "0,2", first=False) == 2
-    assert "cannot change --seed when resuming a sweep" in _error(capsys)
+    assert "cannot change --seeds when resuming a sweep" in _error(capsys)
     assert _main("sweep", out, tiny_data, "--resume", "--seeds", "0,1", "--max-steps", "4",
                  first=False) == 0
 
@@ -166,9 +166,10 @@ def test_a_single_runs_command_never_resumes_or_replaces_a_sweep(tiny_data, tmp_
         assert _main("train", out, tiny_data, flag, first=False) == 2
         assert "holds a sweep, not a run of python -m jax_gan.train" in _error(capsys)
     assert json.loads((out / "summary.json").read_text())["steps"] == 3
-    # A member's folder is a run: the single trainer continues it.
-    assert _main("train", out / "seed1-lr0.0002", tiny_data, "--resume", "--max-steps", "6",
-                 first=False) == 0
+    # Nor one of its members: the sweep would resume it from its own checkpoint, mixing the two.
+    for flag in ("--resume", "--overwrite"):
+        assert _main("train", out / "seed1-lr0.0002", tiny_data, flag, first=False) == 2
+        assert "is a member of the sweep in" in _error(capsys)
 
 
 def test_a_sweep_overwrite_leaves_no_member_of_the_sweep_it_replaces(tiny_data, tmp_path):
@@ -189,5 +190,21 @@ def test_a_diverged_members_step_survives_a_resume(tiny_data, tmp_path):
     members = {m["run_dir"]: m for m in json.loads((out / "summary.json").read_text())["members"]}
     assert members["seed0-lr1e+30"]["status"] == "diverged"
     assert members["seed0-lr1e+30"]["diverged_at_step"] == 1
+    assert members["seed0-lr1e+30"]["last_checkpoint"] is None and members["seed0-lr1e+30"]["steps"] == 1
+    assert members["seed0-lr1e+30"]["loss_g"] is not None  # Its step 0, read back after the resume.
     assert members["seed0-lr0.0002"]["steps"] == 6 and members["seed0-lr0.0002"]["status"] == "trained"
     assert _steps(out / "seed0-lr1e+30") == [0]
+
+
+def test_a_sweep_overwrite_refused_by_a_member_in_use_removes_nothing(tiny_data, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert _main("sweep", out, tiny_data, "--max-steps", "3") == 0
+    held = rundir.RunLock(out / "seed1-lr0.0002").acquire()  # As a live process would hold it.
+    before = _files(out)
+    try:
+        assert _main("sweep", out, tiny_data, "--overwrite", "--seeds", "7", "--max-steps", "3",
+                     first=False) == 2
+        assert "is in use by process" in _error(capsys)
+    finally:
+        held.release()
+    assert _files(out) == before
